@@ -1,0 +1,44 @@
+// Every limit of the responder in one place, each with its unit in the name.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace mgspool {
+
+// Mailgun accepts messages of up to 25 MB; urlencoding one turns each 8-bit byte into
+// three, so a raw message near the limit arrives as roughly 40 MB or more of request body.
+inline constexpr std::uint64_t k_default_max_request_bytes = 64ULL * 1024 * 1024;
+
+// Mailgun retries for about 8 hours and a retry may carry the first attempt's timestamp,
+// so a window of 12 hours accepts every retry while still rejecting old replays.
+inline constexpr std::int64_t k_default_max_age_seconds = 12 * 60 * 60;
+
+// A timestamp further ahead than this is a clock error or a forgery.
+inline constexpr std::int64_t k_max_future_skew_seconds = 5 * 60;
+
+// Tokens are remembered for at least this long, and at least the freshness window.
+inline constexpr std::int64_t k_min_token_retention_seconds = 7 * 24 * 60 * 60;
+
+// Non-file form fields are kept in memory for meta.json; together they may not exceed this.
+// Bodies, body-mime and file parts stream to disk and do not count.
+inline constexpr std::size_t k_max_inline_field_bytes = 16 * 1024 * 1024;
+
+// A form with more fields than this is malformed (Mailgun sends one per header plus a few).
+inline constexpr std::size_t k_max_form_fields = 10000;
+
+// Buffer size for copying the request body and streaming parts to disk.
+inline constexpr std::size_t k_io_buffer_bytes = 64 * 1024;
+
+// Below this much free space in the spool's file system the responder answers 503, so
+// Mailgun retries later instead of the disk filling up.
+inline constexpr std::uint64_t k_default_min_free_bytes = 256ULL * 1024 * 1024;
+
+// Limits on the MIME tree of one message, checked while walking it.
+inline constexpr int k_max_mime_depth = 64;
+inline constexpr std::size_t k_max_mime_parts = 5000;
+
+// Length limit of a safe attachment name, in bytes of UTF-8 (most file systems allow 255).
+inline constexpr std::size_t k_max_filename_bytes = 255;
+
+}  // namespace mgspool
