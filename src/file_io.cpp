@@ -9,7 +9,7 @@
 #include <memory>
 #include <vector>
 
-#include "limits.h"
+#include "spool_limits.h"
 #include "request_error.h"
 
 namespace mgspool {
