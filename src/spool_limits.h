@@ -41,4 +41,16 @@ inline constexpr std::size_t k_max_mime_parts = 5000;
 // Length limit of a safe attachment name, in bytes of UTF-8 (most file systems allow 255).
 inline constexpr std::size_t k_max_filename_bytes = 255;
 
+// Form field names are short (header names, "body-mime", "attachment-3"); a longer name
+// marks a broken or hostile form, and the cap keeps the decoder's name buffer small.
+inline constexpr std::size_t k_max_field_name_bytes = 1024;
+
+// A TNEF container (winmail.dat) is unpacked in memory, so a larger one is stored but not
+// unpacked. Mailgun's 25 MB message limit keeps every real container below this.
+inline constexpr std::size_t k_max_tnef_container_bytes = 25 * 1024 * 1024;
+
 }  // namespace mgspool
+
+// Nesting depth up to which the spool removes a staging directory's subfolders. The
+// responder writes staging directories flat, so deeper trees are left for the administrator.
+inline constexpr int k_max_staging_removal_depth = 16;
