@@ -3,6 +3,18 @@
 
 PREFIX ?= /usr/local
 DESTDIR ?=
+# Where make install puts each thing; systemd looks for units in PREFIX/lib/systemd/system
+# for PREFIX /usr/local and /usr.
+INSTALL_LIBDIR ?= $(PREFIX)/lib/mailgun-spool
+MANDIR ?= $(PREFIX)/share/man
+EXAMPLEDIR ?= $(PREFIX)/share/doc/mailgun-spool/examples
+SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
+# The folders make install created, so that make uninstall removes those and no others.
+INSTALL_MANIFEST = $(INSTALL_LIBDIR)/installed-folders
+EXAMPLE_FILES = $(sort $(wildcard apache/*.conf nginx/*.conf nginx/*.sh systemd/*.socket systemd/*.service))
+SYSTEMD_UNITS = $(sort $(wildcard systemd/*.socket systemd/*.service))
+INSTALL_DIRS = $(INSTALL_LIBDIR) $(MANDIR)/man8 $(SYSTEMD_UNIT_DIR) \
+               $(addprefix $(EXAMPLEDIR)/,apache nginx systemd)
 BUILD := build
 
 CXX ?= g++
@@ -63,12 +75,44 @@ demo: deps
 	tests/demo/run-demo
 
 install: $(BUILD)/mailgun-spool
-	install -d $(DESTDIR)$(PREFIX)/lib/mailgun-spool
-	install -m 0755 $(BUILD)/mailgun-spool $(DESTDIR)$(PREFIX)/lib/mailgun-spool/mailgun-spool
+	@set -e; manifest='$(DESTDIR)$(INSTALL_MANIFEST)'; \
+	for dir in $(INSTALL_DIRS); do \
+	  path='$(DESTDIR)'"$$dir"; \
+	  while [ ! -d "$$path" ] && [ "$$path" != '$(DESTDIR)' ] && [ "$$path" != / ]; do \
+	    echo "$${path#'$(DESTDIR)'}"; path=$$(dirname "$$path"); \
+	  done; \
+	done > '$(BUILD)/install-created-dirs'; \
+	for dir in $(INSTALL_DIRS); do install -d -m 0755 '$(DESTDIR)'"$$dir"; done; \
+	if [ -f "$$manifest" ]; then cat "$$manifest" >> '$(BUILD)/install-created-dirs'; fi; \
+	sort -u '$(BUILD)/install-created-dirs' > "$$manifest"; chmod 0644 "$$manifest"
+	install -m 0755 $(BUILD)/mailgun-spool $(DESTDIR)$(INSTALL_LIBDIR)/mailgun-spool
+	install -m 0644 docs/mailgun-spool.8 $(DESTDIR)$(MANDIR)/man8/mailgun-spool.8
+	@set -e; for file in $(EXAMPLE_FILES); do \
+	  echo "install $$file -> $(DESTDIR)$(EXAMPLEDIR)/$$file"; \
+	  sed 's|@PREFIX@|$(PREFIX)|g' "$$file" > '$(DESTDIR)$(EXAMPLEDIR)'/"$$file"; \
+	  chmod --reference="$$file" '$(DESTDIR)$(EXAMPLEDIR)'/"$$file"; \
+	  chmod go-w '$(DESTDIR)$(EXAMPLEDIR)'/"$$file"; \
+	done
+	@set -e; for file in $(SYSTEMD_UNITS); do \
+	  echo "install $$file -> $(DESTDIR)$(SYSTEMD_UNIT_DIR)/$$(basename $$file)"; \
+	  sed 's|@PREFIX@|$(PREFIX)|g' "$$file" > '$(DESTDIR)$(SYSTEMD_UNIT_DIR)'/"$$(basename $$file)"; \
+	  chmod 0644 '$(DESTDIR)$(SYSTEMD_UNIT_DIR)'/"$$(basename $$file)"; \
+	done
 
+# Removes the files install copied, then each folder that install created and that is now
+# empty, as listed in the manifest install wrote; folders that existed before stay.
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/lib/mailgun-spool/mailgun-spool
-	-rmdir $(DESTDIR)$(PREFIX)/lib/mailgun-spool
+	rm -f $(DESTDIR)$(INSTALL_LIBDIR)/mailgun-spool
+	rm -f $(DESTDIR)$(MANDIR)/man8/mailgun-spool.8
+	rm -f $(addprefix $(DESTDIR)$(EXAMPLEDIR)/,$(EXAMPLE_FILES))
+	rm -f $(addprefix $(DESTDIR)$(SYSTEMD_UNIT_DIR)/,$(notdir $(SYSTEMD_UNITS)))
+	@set -e; manifest='$(DESTDIR)$(INSTALL_MANIFEST)'; \
+	if [ -f "$$manifest" ]; then \
+	  dirs=$$(sort -r "$$manifest"); rm -f "$$manifest"; \
+	  for dir in $$dirs; do rmdir '$(DESTDIR)'"$$dir" 2>/dev/null || true; done; \
+	else \
+	  echo "uninstall: $$manifest is missing; the folders install created are left in place"; \
+	fi
 
 clean:
 	rm -rf $(BUILD)
