@@ -3,9 +3,12 @@
 // order, into a FieldSink, so no value needs to be held in memory by the parser.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+
+typedef struct _GMimeStream GMimeStream;
 
 namespace mgspool {
 
@@ -30,7 +33,11 @@ class FieldSink {
 
 // Push decoder for application/x-www-form-urlencoded: accepts the body in pieces of any
 // size (one byte at a time works) and emits each name=value pair. '+' is a space, %XX a
-// byte; a bad escape is kept literally, as browsers and Mailgun's own libraries do.
+// byte; a bad escape is kept literally, as browsers and Mailgun's own libraries do. A pair
+// without '=' is a field with an empty value, and empty pairs ("&&") are skipped. Values
+// reach the sink in pieces of at most k_io_buffer_bytes. Throws RequestError
+// (malformed_request) for a name longer than k_max_field_name_bytes or more than
+// k_max_form_fields fields. The caller must call finish() after the last piece.
 class UrlencodedDecoder {
  public:
   explicit UrlencodedDecoder(FieldSink& sink);
@@ -38,25 +45,39 @@ class UrlencodedDecoder {
   void finish();
 
  private:
-  // Implementation state; see form_urlencoded.cpp.
-  FieldSink& m_sink;
-  enum class State { name, value } m_state = State::name;
-  std::string m_name;
-  std::string m_pending_escape;
-  std::string m_value_buffer;
-  bool m_in_pair = false;
-  void flush_value();
+  enum class Part { name, value };
+
+  void decode_byte(char byte);
   void emit_byte(char byte);
+  void flush_escape();
+  void start_value();
   void end_pair();
+  void flush_value();
+
+  FieldSink& m_sink;
+  Part m_part = Part::name;
+  bool m_pair_started = false;     // a byte of the current pair has been seen
+  std::size_t m_field_count = 0;
+  std::string m_name;              // at most k_max_field_name_bytes
+  std::string m_escape;            // "%" or "%X" while an escape is incomplete
+  std::string m_value_buffer;      // decoded value bytes, flushed at k_io_buffer_bytes
 };
 
 // Reads the urlencoded body from fd to end of file and feeds it to a decoder.
 void parse_urlencoded_file(int fd, FieldSink& sink);
 
-// Parses a multipart/form-data body stored in the file behind fd, given the request's
-// Content-Type header (which carries the boundary). GMime parses the file as one MIME
-// entity, seekable and with persistence on, so large parts stay on disk. Throws
-// RequestError(malformed_request) when there is no boundary or the body is not a form.
+// Parses a multipart/form-data body stored in the file behind fd, from offset 0, given the
+// request's Content-Type header (which carries the boundary). GMime parses the file as one
+// MIME entity, seekable and with persistence on, so large parts stay on disk and each value
+// reaches the sink in pieces. Values are the bytes as sent (base64 or quoted-printable
+// parts are decoded). Throws RequestError(malformed_request) when there is no boundary,
+// the body is not a form, a part has no Content-Disposition name, or there are more than
+// k_max_form_fields parts. A body without its final boundary yields the parts before it.
 void parse_multipart_file(int fd, std::string_view content_type, FieldSink& sink);
+
+// Same as parse_multipart_file, for a body in any seekable GMime stream (which is read
+// from its start and must not be used elsewhere during the call). Exposed so tests can
+// feed streams that return short reads.
+void parse_multipart_stream(GMimeStream* body, std::string_view content_type, FieldSink& sink);
 
 }  // namespace mgspool
