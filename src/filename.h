@@ -11,8 +11,11 @@
 //  R4 empty or only dots: message/rfc822 takes the embedded Subject (through R2-R3), anything
 //     else attachment-N. A leading '.' gets a '_' prefix.
 //  R5 no extension (no '.' after the first character): one is added from the content type.
-//  R6 at most 255 bytes of UTF-8, keeping the extension and whole characters.
-//  R7 a name already taken within the message gets " (2)", " (3)", ... before the extension.
+//  R6 at most 255 bytes of UTF-8, keeping the extension and whole characters. The
+//     extension is what follows the last '.' after the first character; one longer than
+//     127 bytes is not kept apart, the whole name is cut instead.
+//  R7 a name already taken within the message gets " (2)", " (3)", ... before the extension
+//     (cutting more of the name when R6 requires it). Names are compared byte for byte.
 #pragma once
 
 #include <optional>
@@ -31,7 +34,13 @@ std::optional<std::string> decode_sent_filename(std::string_view content_disposi
                                                 std::string_view fallback_charset);
 
 // Returns the extension (with its dot) for a content type by the R5 table, ".bin" otherwise.
+// Parameters after ';' and letter case are ignored.
 std::string extension_for_content_type(std::string_view content_type);
+
+// Returns the content type for a file name's extension, the R5 table read backwards
+// (".jpeg" and ".tiff" too), or application/octet-stream. For files that arrive without a
+// content type, such as those inside a TNEF container.
+std::string content_type_for_filename(std::string_view filename);
 
 // Applies R2-R7 for the parts of one message; remembers names already handed out (R7).
 class SafeNameAllocator {

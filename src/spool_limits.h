@@ -49,8 +49,12 @@ inline constexpr std::size_t k_max_field_name_bytes = 1024;
 // unpacked. Mailgun's 25 MB message limit keeps every real container below this.
 inline constexpr std::size_t k_max_tnef_container_bytes = 25 * 1024 * 1024;
 
-}  // namespace mgspool
+// Defects recorded for one message; a hostile message can make the parser warn for every
+// line, and meta.json does not need more than this to show what was wrong.
+inline constexpr std::size_t k_max_recorded_defects = 100;
 
 // Nesting depth up to which the spool removes a staging directory's subfolders. The
 // responder writes staging directories flat, so deeper trees are left for the administrator.
 inline constexpr int k_max_staging_removal_depth = 16;
+
+}  // namespace mgspool

@@ -1,0 +1,196 @@
+#include "filename.h"
+
+#include <array>
+#include <utility>
+
+#include "charset.h"
+#include "mime_parameters.h"
+#include "spool_limits.h"
+
+namespace mgspool {
+
+namespace {
+
+// The R5 table.
+constexpr std::array<std::pair<std::string_view, std::string_view>, 10> k_extensions = {{
+    {"image/png", ".png"},
+    {"image/jpeg", ".jpg"},
+    {"image/gif", ".gif"},
+    {"image/tiff", ".tif"},
+    {"application/pdf", ".pdf"},
+    {"text/plain", ".txt"},
+    {"text/html", ".html"},
+    {"text/csv", ".csv"},
+    {"message/rfc822", ".eml"},
+    {"application/ms-tnef", ".dat"},
+}};
+
+// An extension longer than this is treated as part of the name by R6.
+constexpr std::size_t k_max_kept_extension_bytes = k_max_filename_bytes / 2;
+
+std::string to_lower_ascii(std::string_view text) {
+  std::string lower(text);
+  for (char& c : lower) {
+    if (c >= 'A' && c <= 'Z') {
+      c = static_cast<char>(c + ('a' - 'A'));
+    }
+  }
+  return lower;
+}
+
+std::string bare_content_type(std::string_view content_type) {
+  std::string_view bare = content_type.substr(0, content_type.find(';'));
+  while (!bare.empty() && (bare.front() == ' ' || bare.front() == '\t')) {
+    bare.remove_prefix(1);
+  }
+  while (!bare.empty() && (bare.back() == ' ' || bare.back() == '\t')) {
+    bare.remove_suffix(1);
+  }
+  return to_lower_ascii(bare);
+}
+
+// R2 and R3.
+std::string neutralise_separators_and_controls(std::string_view name) {
+  std::string out(name);
+  for (char& c : out) {
+    if (c == '\\') {
+      c = '/';
+    }
+  }
+  while (!out.empty() && out.back() == '/') {
+    out.pop_back();
+  }
+  for (char& c : out) {
+    auto byte = static_cast<unsigned char>(c);
+    if (c == '/' || byte < 0x20 || byte == 0x7F) {
+      c = '_';
+    }
+  }
+  std::size_t first = out.find_first_not_of(' ');
+  if (first == std::string::npos) {
+    return {};
+  }
+  std::size_t last = out.find_last_not_of(' ');
+  return out.substr(first, last - first + 1);
+}
+
+bool is_empty_or_dots(std::string_view name) { return name.find_first_not_of('.') == std::string_view::npos; }
+
+// Offset of the extension's '.', or npos: the last '.' after the first character.
+std::size_t extension_offset(std::string_view name) {
+  std::size_t dot = name.rfind('.');
+  if (dot == std::string_view::npos || dot == 0) {
+    return std::string_view::npos;
+  }
+  return dot;
+}
+
+// Cuts text to at most max_bytes without splitting a UTF-8 sequence.
+std::string cut_whole_characters(std::string_view text, std::size_t max_bytes) {
+  if (text.size() <= max_bytes) {
+    return std::string(text);
+  }
+  std::size_t end = max_bytes;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) {
+    --end;
+  }
+  return std::string(text.substr(0, end));
+}
+
+struct SplitName {
+  std::string stem;
+  std::string extension;  // with its dot, or empty
+};
+
+SplitName split_for_length(const std::string& name) {
+  std::size_t dot = extension_offset(name);
+  if (dot == std::string::npos || name.size() - dot > k_max_kept_extension_bytes) {
+    return {name, ""};
+  }
+  return {name.substr(0, dot), name.substr(dot)};
+}
+
+// R6, with room for a suffix such as " (2)" before the extension.
+std::string fit_length(const SplitName& split, std::string_view suffix) {
+  std::size_t room = k_max_filename_bytes - split.extension.size() - suffix.size();
+  return cut_whole_characters(split.stem, room) + std::string(suffix) + split.extension;
+}
+
+}  // namespace
+
+std::optional<std::string> decode_sent_filename(std::string_view content_disposition,
+                                                std::string_view content_type,
+                                                std::string_view fallback_charset) {
+  std::optional<std::string> name =
+      decode_mime_parameter(parse_mime_parameters(content_disposition), "filename", fallback_charset);
+  if (!name) {
+    name = decode_mime_parameter(parse_mime_parameters(content_type), "name", fallback_charset);
+  }
+  if (name && !is_valid_utf8(*name)) {
+    name = sanitize_utf8(*name);
+  }
+  return name;
+}
+
+std::string extension_for_content_type(std::string_view content_type) {
+  std::string bare = bare_content_type(content_type);
+  for (const auto& [type, extension] : k_extensions) {
+    if (bare == type) {
+      return std::string(extension);
+    }
+  }
+  return ".bin";
+}
+
+std::string content_type_for_filename(std::string_view filename) {
+  std::size_t dot = extension_offset(filename);
+  if (dot == std::string_view::npos) {
+    return "application/octet-stream";
+  }
+  std::string extension = to_lower_ascii(filename.substr(dot));
+  if (extension == ".jpeg") {
+    return "image/jpeg";
+  }
+  if (extension == ".tiff") {
+    return "image/tiff";
+  }
+  if (extension == ".htm") {
+    return "text/html";
+  }
+  for (const auto& [type, known] : k_extensions) {
+    if (extension == known && extension != ".bin") {
+      return std::string(type);
+    }
+  }
+  return "application/octet-stream";
+}
+
+std::string SafeNameAllocator::allocate(const std::optional<std::string>& sent, std::string_view content_type,
+                                        int number, const std::optional<std::string>& rfc822_subject) {
+  std::string bare_type = bare_content_type(content_type);
+  std::string name = neutralise_separators_and_controls(sent.value_or(""));
+
+  if (is_empty_or_dots(name) && bare_type == "message/rfc822" && rfc822_subject) {
+    name = neutralise_separators_and_controls(sanitize_utf8(*rfc822_subject));
+  }
+  if (is_empty_or_dots(name)) {
+    name = "attachment-" + std::to_string(number);
+  }
+  if (name.front() == '.') {
+    name.insert(0, "_");
+  }
+
+  if (extension_offset(name) == std::string::npos) {
+    name += extension_for_content_type(bare_type);
+  }
+
+  SplitName split = split_for_length(name);
+  std::string candidate = fit_length(split, "");
+  for (int copy = 2; m_taken.count(candidate) != 0; ++copy) {
+    candidate = fit_length(split, " (" + std::to_string(copy) + ")");
+  }
+  m_taken.insert(candidate);
+  return candidate;
+}
+
+}  // namespace mgspool
