@@ -321,3 +321,60 @@ def build_case_requests(context, case_name, now=None):
         requests.append({"name": request["name"], "body": body, "content_type": content_type,
                          "expect_status": request["expect_status"], "key": description["signing_key"]})
     return requests
+
+
+# Request building, used by the tests that make their own requests and by tests/demo/run-demo.
+
+class FilePart:
+    """A file part of a multipart/form-data body."""
+
+    def __init__(self, filename, content_type, data):
+        self.filename = filename
+        self.content_type = content_type
+        self.data = data
+
+
+def signed_fields(key, timestamp=None, token=None):
+    """Returns the timestamp, token and signature fields, signed with key; the timestamp
+    defaults to now and the token to a random one."""
+    timestamp = str(int(time.time())) if timestamp is None else str(timestamp)
+    token = os.urandom(25).hex() if token is None else token
+    return [("timestamp", timestamp), ("token", token), ("signature", sign(key, timestamp, token))]
+
+
+def encode_urlencoded(pairs):
+    """Returns (content_type, body) of an application/x-www-form-urlencoded form; values
+    may be str or bytes."""
+    import urllib.parse
+    body = urllib.parse.urlencode([(name, value) for name, value in pairs]).encode("ascii")
+    return "application/x-www-form-urlencoded", body
+
+
+def encode_multipart(pairs, boundary=None):
+    """Returns (content_type, body) of a multipart/form-data form; a value is str, bytes
+    or a FilePart."""
+    boundary = boundary or "----mailgun-spool-" + os.urandom(12).hex()
+    pieces = []
+    for name, value in pairs:
+        pieces.append(f"--{boundary}\r\n".encode())
+        if isinstance(value, FilePart):
+            pieces.append(f'Content-Disposition: form-data; name="{name}"; filename="{value.filename}"\r\n'
+                          .encode("utf-8"))
+            pieces.append(f"Content-Type: {value.content_type}\r\n\r\n".encode())
+            pieces.append(value.data)
+        else:
+            pieces.append(f'Content-Disposition: form-data; name="{name}"\r\n\r\n'.encode("utf-8"))
+            pieces.append(value if isinstance(value, bytes) else value.encode("utf-8"))
+        pieces.append(b"\r\n")
+    pieces.append(f"--{boundary}--\r\n".encode())
+    return f"multipart/form-data; boundary={boundary}", b"".join(pieces)
+
+
+def write_key_file(context, key, name="signing-key"):
+    """Writes key to a file in the test folder that only the responder user can read."""
+    path = context.path(name)
+    with open(path, "w") as file:
+        file.write(key + "\n")
+    os.chmod(path, 0o400)
+    chown_to_responder(path)
+    return path
