@@ -13,8 +13,8 @@ set -eu
 binary=${MAILGUN_SPOOL_BINARY:-/usr/local/lib/mailgun-spool/mailgun-spool}
 socket=${MAILGUN_SPOOL_SOCKET:-/run/mailgun-spool/fcgi.sock}
 pid_file=${MAILGUN_SPOOL_PID_FILE:-/run/mailgun-spool/spawn-fcgi.pid}
-# Requests are served one at a time per process, so this is the number of requests
-# handled in parallel; nginx queues the rest on the socket.
+# Each process serves one request at a time, so this is the number of requests handled
+# in parallel. nginx queues the others on the socket.
 processes=${MAILGUN_SPOOL_PROCESSES:-4}
 # The responder's own user and group: the spool belongs to them.
 user=${MAILGUN_SPOOL_USER:-mailgun-spool}
@@ -27,7 +27,7 @@ socket_group=${MAILGUN_SPOOL_SOCKET_GROUP:-$socket_user}
 export MAILGUN_SPOOL_DIR="${MAILGUN_SPOOL_DIR:-/var/spool/mailgun-spool}"
 export MAILGUN_SIGNING_KEY_FILE="${MAILGUN_SIGNING_KEY_FILE:-/etc/mailgun-spool/signing-key}"
 # spawn-fcgi connects the processes' standard error to /dev/null, so the default log
-# target is syslog; set an absolute file path to log to a file instead.
+# target is syslog. Set an absolute file path to log to a file instead.
 export MAILGUN_SPOOL_LOG="${MAILGUN_SPOOL_LOG:-syslog}"
 
 if [ ! -x "$binary" ]; then

@@ -1,8 +1,10 @@
-"""The shared request cases, each modelled on a failure seen in a real Mailgun receiver:
-every request gets the expected status and spools the expected number of messages, and a
-stored message has every value its expectations name (subject, text, attachments with
-name, size, sha256, type and Content-ID, headers, the raw message's sha256, announced and
-extracted attachments). Each case runs through CGI; one test runs them all through nginx.
+"""The shared request cases, each modelled on a failure seen in a real Mailgun receiver.
+
+Every request must get the expected status and spool the expected number of messages. A
+stored message must have every value its expectations name: subject, text, attachments
+(name, size, sha256, type, Content-ID), headers, the raw message's sha256, and announced
+and extracted attachments. Each case runs through CGI, and one test runs them all through
+nginx.
 """
 import json
 import os
@@ -41,8 +43,8 @@ class Case:
 
 
 def run_case(case, spool, send):
-    """Sends every request with send(request) -> (status, answer text); checks statuses,
-    message counts and the stored messages."""
+    """Sends every request with send(request), which returns (status, response text), and
+    checks statuses, message counts and the stored messages."""
     assert len(case.requests) == len(case.expected["requests"]), "request.json and expected.json disagree"
     new_messages = []
     for request, expectation in zip(case.requests, case.expected["requests"]):
@@ -97,8 +99,9 @@ def check_message(case, spool, message_id, expected):
     if "nested_attachment_not_top_level" in expected:
         nested = expected["nested_attachment_not_top_level"]
         for part in top_level_attachments(meta):
-            assert part["filename"] != nested["name"] and part["sha256"] != nested["sha256"], \
-                f"{case.name}: {nested['name']} of the embedded message is listed as a top-level attachment"
+            message = f"{case.name}: {nested['name']} of the embedded message is listed as a top-level attachment"
+            assert part["filename"] != nested["name"], message
+            assert part["sha256"] != nested["sha256"], message
     if "should_also_extract" in expected:
         check_extracted(case, meta, expected["should_also_extract"])
     if "announced_attachments" in expected:

@@ -49,7 +49,7 @@ def check_captures(context, names):
         assert status == expected, f"{name}: status {status}, expected {expected}: {body!r}"
         captures.assert_tmp_empty(server.spool)
 
-    # The same request again is Mailgun's retry: answered 200 and not stored twice.
+    # The same request again is a Mailgun retry: it gets 200 and is not stored twice.
     capture = captures.Capture(valid[0])
     status, _, body = server.post(capture.content_type, capture.body)
     assert status == 200, f"{valid[0]} again: status {status}: {body!r}"
@@ -126,13 +126,13 @@ def send_headers_only(port, content_length):
 
 def test_nginx_body_limits_answer_406(context):
     server = start_server(context, extra_env={"MAILGUN_MAX_REQUEST_BYTES": "100000"})
-    # Above the responder's limit: the responder answers.
+    # Above the responder's limit: the responder rejects the body.
     content_type, body = raw_request(KEY, message=SMALL_MESSAGE + b"x" * 200000)
     status, _, answer = server.post(content_type, body)
     assert status == 406, f"status {status}: {answer!r}"
-    # Above nginx's client_max_body_size (64 MiB): nginx answers before reading the body.
+    # Above client_max_body_size (64 MiB): nginx responds before it reads the body.
     status = send_headers_only(server.port, 64 * 1024 * 1024 + 1)
-    assert status == 406, f"nginx answered {status} to a body above client_max_body_size"
+    assert status == 406, f"nginx responded {status} to a body above client_max_body_size"
     assert harness.messages_in(server.spool) == []
     captures.assert_tmp_empty(server.spool)
 
