@@ -90,8 +90,8 @@ struct CreatedDirectory {
   bool created = false;
 };
 
-// Creates name under dir_fd with mode unless it exists, and opens it; a symbolic link as
-// the last component is followed only when follow_link is set. fchmod sets the mode
+// Creates name under dir_fd with mode unless it exists, and opens it. A symbolic link as
+// the last component is followed only when follow_link is set. fchmod sets the mode,
 // because mkdir applies the umask and ignores the setgid bit.
 CreatedDirectory open_or_create_directory_at(int dir_fd, const std::string& name, mode_t mode,
                                              const std::string& shown_path, bool follow_link = false) {

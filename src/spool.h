@@ -18,11 +18,11 @@
 
 namespace mgspool {
 
-// Returns a new message ID such as 20261204T202456.123456Z-mx1-4242-0000000007-9f86d081:
-// the UTC time of now in a fixed-width form, the short host name (at most 32 characters of
-// [A-Za-z0-9.-], "host" when empty), the process id, a per-process counter of 10 digits and
-// 8 hex digits from getrandom, joined by '-'. Byte order of IDs is arrival order, and two
-// calls never return the same ID, across processes and hosts too. Throws RequestError when
+// Returns a new message ID such as 20261204T202456.123456Z-mx1-4242-0000000007-9f86d081.
+// Its parts, joined by '-', are the UTC time of now in a fixed-width form, the short host
+// name (at most 32 characters of [A-Za-z0-9.-], "host" when empty), the process id, a
+// per-process counter of 10 digits and 8 hex digits from getrandom. Byte order of IDs is
+// arrival order, and IDs differ across calls, processes and hosts. Throws RequestError when
 // getrandom fails.
 std::string make_message_id(std::chrono::system_clock::time_point now);
 

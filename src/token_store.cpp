@@ -21,7 +21,7 @@ constexpr mode_t k_token_folder_mode = 0700;
 constexpr mode_t k_token_file_mode = 0600;
 constexpr std::size_t k_sha256_hex_chars = 64;
 
-// A record holds one message ID and a newline; anything longer is not a record.
+// A record contains one message ID and a newline, so anything longer is not a record.
 constexpr std::size_t k_max_record_bytes = 512;
 
 // Temporary record files start with this; a record's own name is 64 hex digits.
@@ -61,8 +61,8 @@ bool is_still_linked_at(int dir_fd, const std::string& name, int fd) {
   return opened.st_dev == linked.st_dev && opened.st_ino == linked.st_ino;
 }
 
-// Removes the lock file name if it is old and nobody holds it. Unlinking while holding the
-// lock is safe because TokenStore::lock checks, after its flock, that its file is still linked.
+// Removes the lock file name if it is old and no process holds its lock. Unlinking while
+// holding the lock is safe, because TokenStore::lock checks, after its flock, that its file is still linked.
 void remove_idle_lock_file(int locks_fd, const std::string& name, std::int64_t cutoff_seconds) {
   int fd = ::openat(locks_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
@@ -106,8 +106,8 @@ TokenLock TokenStore::lock(std::string_view token) {
         throw_system_error("lock token lock private/locks/" + name, errno);
       }
     }
-    // prune() may have unlinked this file while this process waited; a lock on an unlinked
-    // file excludes nobody, so start again with the file now at that name.
+    // prune() may have unlinked this file while this process waited. A lock on an unlinked
+    // file excludes no other process, so start again with the file now at that name.
     if (is_still_linked_at(m_locks.get(), name, lock_file.get())) {
       return TokenLock(std::move(lock_file));
     }
@@ -142,7 +142,8 @@ std::optional<std::string> TokenStore::find(std::string_view token) const {
   if (contents.size() > k_max_record_bytes || contents.empty() || contents.back() != '\n' ||
       !is_valid_message_id(std::string_view(contents).substr(0, contents.size() - 1))) {
     throw RequestError(Outcome::local_failure,
-                       "token record private/tokens/" + name + " does not contain one message ID and a newline");
+                       "token record private/tokens/" + name +
+                           " does not contain one message ID and a newline; remove it to accept the token again");
   }
   contents.pop_back();
   return contents;

@@ -43,7 +43,7 @@ class TokenStore {
   TokenStore(int private_fd, std::int64_t retention_seconds);
 
   // Blocks until the returned lock is held for token. Concurrent requests with the same
-  // token serialise here: the later one waits, then sees the token if the first published.
+  // token serialise here: the later one waits, then finds the token if the first published.
   // Safe against a concurrent prune(), which may unlink an idle lock file.
   TokenLock lock(std::string_view token);
 
@@ -58,7 +58,8 @@ class TokenStore {
   void record(std::string_view token, const std::string& message_id);
 
   // Removes records and temporary files whose mtime is older than now_seconds minus the
-  // retention, and such lock files when nobody holds them. Returns how many records went.
+  // retention, and such lock files unless a process holds their lock. Returns how many
+  // records were removed.
   std::size_t prune(std::int64_t now_seconds);
 
  private:

@@ -303,6 +303,23 @@ TEST_CASE("commit never replaces published message") {
   CHECK(entry_count(root / "tmp") == 0);
 }
 
+TEST_CASE("commit never replaces empty folder") {
+  // A plain rename would replace an empty directory, so only RENAME_NOREPLACE fails here.
+  ScratchDirectory scratch;
+  fs::path root = scratch.path() / "spool";
+  Spool spool(root.string());
+  fs::create_directory(root / "new" / "empty-target");
+
+  {
+    StagingDirectory staging = spool.create_staging("empty-target");
+    write_staged_file(staging, "message.eml", "second");
+    CHECK_THROWS_AS(staging.commit(), mgspool::RequestError);
+  }
+
+  CHECK(entry_count(root / "new" / "empty-target") == 0);
+  CHECK(entry_count(root / "tmp") == 0);
+}
+
 TEST_CASE("commit failure rolls back staging") {
   if (::geteuid() == 0) {
     // Root ignores directory permissions, so this fault cannot be made; the test above
