@@ -88,7 +88,8 @@ UniqueFd open_directory_at(int dir_fd, const std::string& name) {
 }
 
 UniqueFd create_file_at(int dir_fd, const std::string& name, mode_t mode) {
-  int fd = ::openat(dir_fd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+  // Read and write, so the writer can checksum what it wrote without a second open.
+  int fd = ::openat(dir_fd, name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
   if (fd < 0) {
     throw_system_error("create " + name, errno);
   }
