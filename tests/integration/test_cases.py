@@ -21,6 +21,8 @@ MESSAGE_KEYS = {"subject", "recipient", "sender", "from", "text", "attachments",
                 "nested_attachment_not_top_level", "level"}
 ATTACHMENT_KEYS = {"name", "size", "sha256", "content_type", "content_id", "inline", "source_field", "note"}
 C1_CONTROLS = {chr(code) for code in range(0x80, 0xA0)}
+# Roles of the parts a reader sees as attachments: "message" is an attached message/rfc822.
+ATTACHMENT_ROLES = ("attachment", "inline", "message")
 
 
 class Case:
@@ -143,11 +145,15 @@ def check_text(case, spool, message_id, meta, expected_text):
 
 def check_headers(case, meta, expected):
     headers = [tuple(pair) for pair in meta["headers"]]
-    position = 0
-    for name, value in expected.get("headers_contain", []):
-        remaining = headers[position:]
-        assert (name, value) in remaining, f"{case.name}: header {name}: {value} missing or out of order"
-        position += remaining.index((name, value)) + 1
+    expected_pairs = [tuple(pair) for pair in expected.get("headers_contain", [])]
+    for name, value in expected_pairs:
+        assert (name, value) in headers, f"{case.name}: header {name}: {value} missing from meta.json"
+    # A header sent several times keeps its order.
+    for name in {name for name, _ in expected_pairs}:
+        stored_values = [value for stored_name, value in headers if stored_name == name]
+        expected_values = [value for expected_name, value in expected_pairs if expected_name == name]
+        assert [value for value in stored_values if value in expected_values] == expected_values, \
+            f"{case.name}: {name} headers in meta.json: {stored_values}"
     if "headers_received_count" in expected:
         received = [value for name, value in headers if name.lower() == "received"]
         assert len(received) == expected["headers_received_count"], \
@@ -158,7 +164,7 @@ def top_level_attachments(meta):
     """Attachments of the message itself, not of a message or TNEF container inside it."""
     containers = {part["path"] for part in meta["parts"]
                   if part["content_type"] in ("message/rfc822", "application/ms-tnef")}
-    return [part for part in captures.parts_with_role(meta, "attachment", "inline")
+    return [part for part in captures.parts_with_role(meta, *ATTACHMENT_ROLES)
             if part["parent"] not in containers]
 
 
@@ -177,8 +183,10 @@ def check_attachments(case, meta, expected_attachments):
         assert part["content_type"] == item["content_type"], f"{label}: content type {part['content_type']}"
         if "content_id" in item:
             assert part["content_id"] == item["content_id"], f"{label}: content id {part['content_id']!r}"
-        expected_role = "inline" if item.get("inline") else "attachment"
-        assert part["role"] == expected_role, f"{label}: role {part['role']}, expected {expected_role}"
+        if item.get("inline"):
+            assert part["role"] == "inline", f"{label}: role {part['role']}, expected inline"
+        else:
+            assert part["role"] in ("attachment", "message"), f"{label}: role {part['role']}, expected attachment"
         if "source_field" in item:
             assert part["path"] == item["source_field"], f"{label}: from field {part['path']!r}"
 
@@ -208,7 +216,7 @@ def check_announced(case, meta, expected_announced):
         for key in ("name", "content_type", "size"):
             assert stored.get(key) == item[key], f"{case.name}: announced {key} {stored.get(key)!r}, expected {item[key]!r}"
         assert stored.get("url") == original["url"], f"{case.name}: announced url {stored.get('url')!r}"
-    assert captures.parts_with_role(meta, "attachment", "inline") == [], \
+    assert captures.parts_with_role(meta, *ATTACHMENT_ROLES) == [], \
         f"{case.name}: attachment files were created for attachments that were not sent"
 
 
