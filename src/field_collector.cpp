@@ -150,7 +150,10 @@ void FieldCollector::open_file_for(const FieldHead& head) {
       m_record.role = "body-other";
     }
     bool html = m_record.role == "body-html" || m_record.role == "stripped-html";
-    m_record.content_type = media.type.empty() ? (html ? "text/html" : "text/plain") : media.type;
+    m_record.content_type = media.type;
+    if (m_record.content_type.empty()) {
+      m_record.content_type = html ? "text/html" : "text/plain";
+    }
   } else {
     m_record.content_type = media.type.empty() ? "application/octet-stream" : media.type;
     m_record.role = "attachment";

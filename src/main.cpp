@@ -1,8 +1,8 @@
 // mailgun-spool: the FastCGI (or plain CGI) responder that stores Mailgun route POSTs.
 //
-// Start-up decides the mode: a listening socket on standard input means FastCGI (spawn-fcgi,
-// a systemd socket, mod_fcgid); otherwise a web server that sets REQUEST_METHOD means plain
-// CGI, one request; anything else was started by hand and only prints how to run it.
+// Start-up decides the mode. A listening socket on standard input means FastCGI (spawn-fcgi,
+// a systemd socket, mod_fcgid). Without one, a web server that sets REQUEST_METHOD means plain
+// CGI, one request. Anything else was started by hand and only prints how to run it.
 #include <fcgiapp.h>
 #include <gmime/gmime.h>
 #include <signal.h>
@@ -118,7 +118,7 @@ class FastCgiIo : public RequestIo {
 };
 
 // The spool and token memory, opened once per process. An error here is logged and every
-// request answers 500: a web server that respawned a failing responder would only loop.
+// request gets a 500, because a web server that respawned a failing responder would only loop.
 struct SpoolState {
   std::unique_ptr<Spool> spool;
   std::unique_ptr<TokenStore> tokens;
@@ -166,23 +166,25 @@ const char* k_root_refusal =
     "refusing to run as root: a responder that parses untrusted mail must not hold root's rights; "
     "run it as its own user (spawn-fcgi -u, User= in systemd, suexec under Apache)";
 
+std::vector<std::string> environment_strings() {
+  std::vector<std::string> environment;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    environment.emplace_back(*entry);
+  }
+  return environment;
+}
+
 int run_cgi() {
   CgiIo io;
-  std::vector<std::string> environment(environ, environ + [] {
-    std::size_t count = 0;
-    while (environ[count] != nullptr) {
-      ++count;
-    }
-    return count;
-  }());
   // Command-line arguments are ignored in CGI mode: some servers pass the query string there.
-  ConfigResult loaded = load_config(environment, {});
+  ConfigResult loaded = load_config(environment_strings(), {});
   if (loaded.config) {
     std::string log_error;
     if (!log_open(loaded.config->log_target, log_error)) {
       log_line(LogLevel::error, log_error);
     }
   }
+
   if (::geteuid() == 0) {
     log_line(LogLevel::error, k_root_refusal);
     io.write_response(response_for(Outcome::local_failure));
@@ -193,6 +195,7 @@ int run_cgi() {
     io.write_response(response_for(Outcome::local_failure));
     return 1;
   }
+
   const Config& config = *loaded.config;
   SpoolState state = open_spool(config);
   RequestHandler handler(config, state.spool.get(), state.tokens.get(), state.error);
@@ -258,11 +261,7 @@ int run(int argc, char** argv) {
     return run_cgi();
   }
 
-  std::vector<std::string> environment;
-  for (char** entry = environ; *entry != nullptr; ++entry) {
-    environment.emplace_back(*entry);
-  }
-  ConfigResult loaded = load_config(environment, std::vector<std::string>(argv + 1, argv + argc));
+  ConfigResult loaded = load_config(environment_strings(), std::vector<std::string>(argv + 1, argv + argc));
   if (loaded.show_help) {
     std::fputs(usage_text().c_str(), stdout);
     return 0;

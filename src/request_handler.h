@@ -1,4 +1,4 @@
-// One request from start to answer: read the body, parse the form, verify, decode, commit.
+// One request from start to response: read the body, parse the form, verify, decode, commit.
 #pragma once
 
 #include <cstdint>
@@ -15,7 +15,7 @@ namespace mgspool {
 class Spool;
 class TokenStore;
 
-// What the summary log line reports about one request.
+// The facts the summary log line reports about one request.
 struct RequestSummary {
   std::string request_id;
   Outcome outcome = Outcome::local_failure;
@@ -28,8 +28,8 @@ struct RequestSummary {
 
 class RequestHandler {
  public:
-  // spool is null when the spool could not be opened; every request then answers 500
-  // with spool_error in the log, so the web server does not respawn the responder in a loop.
+  // spool is null when the spool could not be opened. Every request then gets a 500 with
+  // spool_error in the log, so the web server does not respawn the responder in a loop.
   RequestHandler(const Config& config, Spool* spool, TokenStore* tokens, std::string spool_error);
 
   // Handles one request: writes the whole response to io and one summary line to the log.
