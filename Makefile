@@ -76,15 +76,16 @@ demo: deps
 
 install: $(BUILD)/mailgun-spool
 	@set -e; manifest='$(DESTDIR)$(INSTALL_MANIFEST)'; \
-	for dir in $(INSTALL_DIRS); do \
+	created=$$(for dir in $(INSTALL_DIRS); do \
 	  path='$(DESTDIR)'"$$dir"; \
 	  while [ ! -d "$$path" ] && [ "$$path" != '$(DESTDIR)' ] && [ "$$path" != / ]; do \
 	    echo "$${path#'$(DESTDIR)'}"; path=$$(dirname "$$path"); \
 	  done; \
-	done > '$(BUILD)/install-created-dirs'; \
+	done); \
 	for dir in $(INSTALL_DIRS); do install -d -m 0755 '$(DESTDIR)'"$$dir"; done; \
-	if [ -f "$$manifest" ]; then cat "$$manifest" >> '$(BUILD)/install-created-dirs'; fi; \
-	sort -u '$(BUILD)/install-created-dirs' > "$$manifest"; chmod 0644 "$$manifest"
+	{ if [ -f "$$manifest" ]; then cat "$$manifest"; fi; printf '%s\n' $$created; } \
+	  | sed '/^$$/d' | sort -u > "$$manifest.new"; \
+	chmod 0644 "$$manifest.new"; mv "$$manifest.new" "$$manifest"
 	install -m 0755 $(BUILD)/mailgun-spool $(DESTDIR)$(INSTALL_LIBDIR)/mailgun-spool
 	install -m 0644 docs/mailgun-spool.8 $(DESTDIR)$(MANDIR)/man8/mailgun-spool.8
 	@set -e; for file in $(EXAMPLE_FILES); do \
