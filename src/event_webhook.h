@@ -14,7 +14,7 @@ enum class EventWebhookKind {
   signed_event,         // the three signature fields are present; the caller verifies them
 };
 
-// What a JSON body is, and its signature fields as sent when kind is signed_event.
+// Classification of a JSON body, with its signature fields as sent when kind is signed_event.
 struct EventWebhookBody {
   EventWebhookKind kind = EventWebhookKind::not_json;
   std::string timestamp;  // the JSON string's text, or the decimal text of a JSON integer
@@ -22,10 +22,10 @@ struct EventWebhookBody {
   std::string signature;
 };
 
-// Inspects a JSON document. Only "signature" at the top level is read, as an object with
-// "timestamp" (a string, or an integer taken as its decimal text; a float or any other
-// type makes the signature unusable), "token" and "signature" (strings). A repeated
-// "signature" object or field also makes it unusable. The document is read as a stream of
+// Inspects a JSON document. Only the top-level "signature" object is read, with "token"
+// and "signature" as strings. Its "timestamp" may be a string, or an integer taken as its
+// decimal text. A float or any other type, or a repeated "signature" object or field,
+// makes the signature unusable. The document is read as a stream of
 // events, so no tree of it is built. Throws only RequestError (local_failure, when memory
 // runs out).
 EventWebhookBody inspect_event_webhook(std::string_view json_text);

@@ -199,6 +199,8 @@ bool is_identity_encoding(GMimeContentEncoding encoding) {
 }
 
 // Decodes a leaf part's content (base64 and quoted-printable included) into the sink.
+// NOTE: GMime keeps the CR of a CRLF before a delimiter line that itself ends in a bare LF;
+// only the case at the end of the body (ends_in_bare_delimiter) is corrected.
 void stream_leaf_content(GMimePart* part, FieldSink& sink) {
   GMimeDataWrapper* content = g_mime_part_get_content(part);
   if (content == nullptr) {
@@ -236,9 +238,9 @@ bool is_delimiter_line(std::string_view line, std::string_view boundary) {
 
 // Copies the content of a part that GMime parsed into a tree of its own (message/rfc822 or
 // a nested multipart) from the stream as sent, because writing GMime's tree back would
-// change line endings. The part's first header is at header_offset; its content starts
-// after the blank line that ends the headers and stops before the line break that precedes
-// the next line starting with "--boundary", which is the rule GMime itself applies.
+// change line endings. The part's first header is at header_offset. Its content starts
+// after the blank line that ends the headers. It stops before the line break that precedes
+// the next delimiter line, the same rule GMime applies.
 class RawContentCopier {
  public:
   RawContentCopier(std::string boundary, FieldSink& sink)
@@ -250,6 +252,10 @@ class RawContentCopier {
 
     while (!m_done) {
       ssize_t count = g_mime_stream_read(section.get(), buffer.get(), k_io_buffer_bytes);
+      // A GMimeStreamCat substream returns -1, not 0, when a read starts at its end.
+      if (count < 0 && g_mime_stream_eos(section.get())) {
+        break;
+      }
       if (count < 0) {
         throw RequestError(Outcome::local_failure, "multipart form: reading a part from the staged body failed");
       }
@@ -334,7 +340,7 @@ class RawContentCopier {
     } else if (byte == '\n') {
       end_content_line("\n");
     } else {
-      m_output.push_back(byte);
+      emit(std::string_view(&byte, 1));
     }
   }
 
@@ -379,13 +385,20 @@ class RawContentCopier {
 
   void emit(std::string_view bytes) {
     m_output.append(bytes);
+    if (m_output.size() >= k_io_buffer_bytes) {
+      flush_output();
+    }
   }
 
+  // Hands the output to the sink in pieces of at most k_io_buffer_bytes.
   void flush_output() {
-    if (!m_output.empty()) {
-      m_sink.append(m_output);
-      m_output.clear();
+    std::string_view output = m_output;
+    while (!output.empty()) {
+      std::size_t piece = std::min(output.size(), k_io_buffer_bytes);
+      m_sink.append(output.substr(0, piece));
+      output.remove_prefix(piece);
     }
+    m_output.clear();
   }
 
   std::string m_delimiter;
@@ -427,7 +440,7 @@ std::string boundary_of(std::string_view content_type) {
   return boundary;
 }
 
-// What one pass over the body finds before GMime parses it.
+// Facts from one pass over the body, taken before GMime parses it.
 struct BodyScan {
   // Lines that start with "--boundary", an upper bound on the number of parts. GMime has no
   // limit on parts and builds an object for each, so the count is checked first.
@@ -492,7 +505,7 @@ BodyScan scan_body(GMimeStream* body, const std::string& boundary) {
 
 void rewind_body(GMimeStream* body) {
   if (g_mime_stream_reset(body) != 0) {
-    throw RequestError(Outcome::local_failure, "multipart form: the staged body cannot be rewound");
+    throw RequestError(Outcome::local_failure, "multipart form: seeking to the start of the staged body failed");
   }
 }
 

@@ -130,7 +130,7 @@ SignatureCheck verify_signature(std::string_view key, std::string_view timestamp
   }
 
   // The HMAC is checked before the age, so a sender without the key learns nothing about
-  // the freshness window from the answer.
+  // the freshness window from the response.
   std::string message;
   message.reserve(timestamp.size() + token.size());
   message.append(timestamp);

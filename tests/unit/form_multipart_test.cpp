@@ -306,6 +306,22 @@ TEST_CASE("multipart embedded message exact") {
   CHECK(sink.fields[2].value == "Subject: end\n\nno newline");
 }
 
+TEST_CASE("multipart embedded message last") {
+  const std::string message = "Subject: last\r\n\r\nbody\r\n";
+  const TestPart part{disposition("m") + "Content-Type: message/rfc822\r\n", message};
+  for (Ending ending : {Ending::closed_with_crlf, Ending::closed_at_end, Ending::unclosed}) {
+    CAPTURE(static_cast<int>(ending));
+    RecordingSink sink = parse_bytes(build_form({part}, ending));
+    REQUIRE(sink.fields.size() == 1);
+    if (ending == Ending::unclosed) {
+      // Without a closing delimiter the CRLF that would precede it is part of the value.
+      CHECK(sink.fields[0].value == message + "\r\n");
+    } else {
+      CHECK(sink.fields[0].value == message);
+    }
+  }
+}
+
 TEST_CASE("multipart large file streams") {
   std::string content;
   for (std::size_t i = 0; content.size() < 4 * 1024 * 1024; ++i) {
@@ -318,6 +334,17 @@ TEST_CASE("multipart large file streams") {
   REQUIRE(sink.fields.size() == 2);
   CHECK(sink.fields[1].value.size() == content.size());
   CHECK(mgspool::sha256_hex(sink.fields[1].value) == mgspool::sha256_hex(content));
+  CHECK(sink.largest_piece <= mgspool::k_io_buffer_bytes);
+}
+
+TEST_CASE("multipart large embedded message streams") {
+  std::string message = "Subject: big\r\n\r\n";
+  while (message.size() < 1024 * 1024) {
+    message += std::string(76, 'x') + "\r\n";
+  }
+  RecordingSink sink = parse_bytes(build_form({{disposition("m") + "Content-Type: message/rfc822\r\n", message}}));
+  REQUIRE(sink.fields.size() == 1);
+  CHECK(sink.fields[0].value == message);
   CHECK(sink.largest_piece <= mgspool::k_io_buffer_bytes);
 }
 
@@ -420,7 +447,7 @@ TEST_CASE("multipart legacy webhook parses") {
   CHECK(sink.values_of("body-plain") == std::vector<std::string>{""});
   auto messages = sink.values_of("attachment-1");
   REQUIRE(messages.size() == 1);
-  // Its part says Content-Length: 1195, counted before the LF to CRLF conversion. The
+  // Its part header is Content-Length: 1195, counted before the LF to CRLF conversion. The
   // parser ignores that header, but the bytes still match it.
   std::string without_cr = messages[0];
   std::erase(without_cr, '\r');
