@@ -8,6 +8,8 @@ import os
 import pwd
 import socket
 import stat
+import subprocess
+import sys
 
 import captures
 import harness
@@ -78,6 +80,9 @@ def test_nginx_concurrent_retries_stored_once(context):
     assert len(messages) == 1, messages
     assert captures.read_file(server.spool, messages[0], "message.eml") == SMALL_MESSAGE
     captures.check_message_files(server.spool, messages[0])
+    log = server.responder_log()
+    assert log.count('reason="stored"') == 1, log
+    assert log.count('reason="already stored"') == 7, log
     captures.assert_tmp_empty(server.spool)
 
 
@@ -143,6 +148,11 @@ def test_nginx_socket_and_users(context):
     assert stat.S_ISSOCK(socket_stat.st_mode)
     assert socket_stat.st_uid == pwd.getpwnam(nginx_server.NGINX_WORKER_USER).pw_uid, socket_stat.st_uid
     assert stat.S_IMODE(socket_stat.st_mode) == 0o600, oct(socket_stat.st_mode)
+    # Another local user (here the responder's own) cannot post to the responder directly.
+    probe = ("import socket; s = socket.socket(socket.AF_UNIX)\n"
+             "try:\n    s.connect(%r)\nexcept PermissionError:\n    raise SystemExit(3)\n" % server.socket_path)
+    completed = subprocess.run(harness.as_responder_user([sys.executable, "-c", probe]), capture_output=True)
+    assert completed.returncode == 3, f"{harness.RESPONDER_USER} could connect: {completed.stderr!r}"
 
     with open(os.path.join(server.folder, "spawn-fcgi.pid")) as file:
         pids = [int(line) for line in file.read().split()]
