@@ -72,12 +72,28 @@ std::optional<std::string> raw_header(GMimeObject* object, const char* name) {
   return std::string(raw);
 }
 
+// A Content-Type of "text" alone or "text plain" is invalid and GMime reads it as
+// application/octet-stream; mail clients show such a part as plain text, and so it is
+// treated as text/plain here.
+bool is_broken_text_type(GMimeObject* object) {
+  std::optional<std::string> raw = raw_header(object, "Content-Type");
+  std::string token = raw ? leading_token(*raw) : "";
+  if (token.rfind("text", 0) != 0 || token.find('/') != std::string::npos) {
+    return false;
+  }
+  return token.size() == 4 || !g_ascii_isalnum(token[4]);
+}
+
 std::string mime_type_of(GMimeObject* object) {
   GMimeContentType* type = g_mime_object_get_content_type(object);
   if (type == nullptr) {
     return "application/octet-stream";
   }
-  return sanitize_utf8(to_lower_ascii(take_g_string(g_mime_content_type_get_mime_type(type))));
+  std::string mime_type = sanitize_utf8(to_lower_ascii(take_g_string(g_mime_content_type_get_mime_type(type))));
+  if (mime_type == "application/octet-stream" && is_broken_text_type(object)) {
+    return "text/plain";
+  }
+  return mime_type;
 }
 
 bool has_subtype(GMimeObject* object, const char* subtype) {
@@ -131,8 +147,14 @@ UniqueFd open_for_reading(int dir_fd, const std::string& name) {
   return UniqueFd(fd);
 }
 
-// True when the first line of the file ends in CRLF.
-bool uses_crlf(int fd, const std::string& name) {
+// What the first bytes of message.eml show: blank lines before the header (some tools
+// leave them; GMime then rejects the whole file) and the line-end style.
+struct FileStart {
+  std::size_t blank_prefix_bytes = 0;
+  bool crlf = false;  // the first header line ends in CRLF
+};
+
+FileStart inspect_file_start(int fd, const std::string& name) {
   std::string probe(k_newline_probe_bytes, '\0');
   ssize_t count;
   do {
@@ -142,8 +164,22 @@ bool uses_crlf(int fd, const std::string& name) {
     throw_system_error("read " + name, errno);
   }
   probe.resize(static_cast<std::size_t>(count));
-  std::size_t newline = probe.find('\n');
-  return newline != std::string::npos && newline > 0 && probe[newline - 1] == '\r';
+
+  FileStart start;
+  for (;;) {
+    std::size_t newline = probe.find('\n', start.blank_prefix_bytes);
+    if (newline == std::string::npos) {
+      break;
+    }
+    std::string_view line(probe.data() + start.blank_prefix_bytes, newline - start.blank_prefix_bytes);
+    if (line.find_first_not_of(" \t\r") != std::string_view::npos) {
+      break;
+    }
+    start.blank_prefix_bytes = newline + 1;
+  }
+  std::size_t newline = probe.find('\n', start.blank_prefix_bytes);
+  start.crlf = newline != std::string::npos && newline > start.blank_prefix_bytes && probe[newline - 1] == '\r';
+  return start;
 }
 
 std::string read_whole_file(int dir_fd, const std::string& name) {
@@ -167,10 +203,12 @@ struct ParsedFile {
   GObjectPtr<GMimeParser> parser;
 };
 
-ParsedFile open_parser(UniqueFd fd) {
+// Parses fd from start_offset to its end.
+ParsedFile open_parser(UniqueFd fd, std::size_t start_offset = 0) {
   ParsedFile parsed;
   parsed.fd = std::move(fd);
-  parsed.stream = GObjectPtr<GMimeStream>::adopt(g_mime_stream_fs_new(parsed.fd.get()));
+  parsed.stream = GObjectPtr<GMimeStream>::adopt(
+      g_mime_stream_fs_new_with_bounds(parsed.fd.get(), static_cast<gint64>(start_offset), -1));
   g_mime_stream_fs_set_owner(GMIME_STREAM_FS(parsed.stream.get()), FALSE);
   parsed.parser = GObjectPtr<GMimeParser>::adopt(g_mime_parser_new_with_stream(parsed.stream.get()));
   g_mime_parser_set_persist_stream(parsed.parser.get(), TRUE);
@@ -246,7 +284,7 @@ class MessageDecoder {
  public:
   MessageDecoder(int dir_fd, bool crlf) : m_dir_fd(dir_fd), m_crlf(crlf) {}
 
-  DecodedMessage decode(UniqueFd eml);
+  DecodedMessage decode(UniqueFd eml, std::size_t start_offset);
 
  private:
   static void on_parser_warning(gint64 offset, GMimeParserWarning warning, const gchar* item, gpointer self);
@@ -311,9 +349,12 @@ ParserOptions MessageDecoder::make_parser_options() {
   return options;
 }
 
-DecodedMessage MessageDecoder::decode(UniqueFd eml) {
+DecodedMessage MessageDecoder::decode(UniqueFd eml, std::size_t start_offset) {
+  if (start_offset > 0) {
+    add_defect(std::to_string(start_offset) + " bytes of blank lines before the header were skipped");
+  }
   ParserOptions options = make_parser_options();
-  ParsedFile parsed = open_parser(std::move(eml));
+  ParsedFile parsed = open_parser(std::move(eml), start_offset);
   g_mime_parser_set_format(parsed.parser.get(), GMIME_FORMAT_MESSAGE);
   auto message = GObjectPtr<GMimeMessage>::adopt(g_mime_parser_construct_message(parsed.parser.get(), options.get()));
   if (!message) {
@@ -509,8 +550,10 @@ void MessageDecoder::store_body(GMimePart* part, const std::string& path, const 
 
 // Roles: a text/plain or text/html part of the top-level message that is not marked as
 // an attachment and has no name is a body (the first of each kind). Every other leaf is
-// "inline" when its disposition says inline, or when it has no disposition and either a
-// Content-Id or is an image inside multipart/related; otherwise it is an "attachment".
+// "inline" when its disposition says inline, or when it has no disposition and has a
+// Content-Id, or is an image inside multipart/related, or is unnamed text/plain or
+// text/html (a list footer, the body of an attached message); otherwise it is an
+// "attachment".
 void MessageDecoder::store_leaf(GMimePart* part, const std::string& path, GMimeObject* container) {
   GMimeObject* object = GMIME_OBJECT(part);
   std::string type = mime_type_of(object);
@@ -543,7 +586,9 @@ void MessageDecoder::store_leaf(GMimePart* part, const std::string& path, GMimeO
   }
   bool image_in_related = type.rfind("image/", 0) == 0 && container != nullptr && GMIME_IS_MULTIPART(container) &&
                           has_subtype(container, "related");
-  bool inline_part = disposition == "inline" || (disposition.empty() && (record.content_id || image_in_related));
+  bool unnamed_text = !sent && (type == "text/plain" || type == "text/html");
+  bool inline_part =
+      disposition == "inline" || (disposition.empty() && (record.content_id || image_in_related || unnamed_text));
   record.role = inline_part ? "inline" : "attachment";
   if (type.rfind("text/", 0) == 0) {
     record.charset = declared_charset(object);
@@ -599,9 +644,9 @@ void MessageDecoder::unpack_tnef_container(const PartRecord& container) {
 DecodedMessage decode_message_file(int dir_fd, const std::string& eml_name) {
   initialize_gmime();
   UniqueFd eml = open_for_reading(dir_fd, eml_name);
-  bool crlf = uses_crlf(eml.get(), eml_name);
-  MessageDecoder decoder(dir_fd, crlf);
-  return decoder.decode(std::move(eml));
+  FileStart start = inspect_file_start(eml.get(), eml_name);
+  MessageDecoder decoder(dir_fd, start.crlf);
+  return decoder.decode(std::move(eml), start.blank_prefix_bytes);
 }
 
 }  // namespace mgspool
