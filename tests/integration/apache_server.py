@@ -1,7 +1,8 @@
-"""Apache 2.4 started from a throwaway configuration for one test: a minimal httpd.conf
-written from scratch that loads only the modules the shipped snippet needs, listens on
-127.0.0.1 only and Includes a copy of one of apache/*.conf with the installed paths replaced
-by the test's own.
+"""Apache 2.4 started from a throwaway configuration for one test.
+
+The configuration is a minimal httpd.conf written from scratch. It loads only the modules
+that the shipped snippet needs, listens on 127.0.0.1 only, and Includes a copy of one of
+apache/*.conf in which the installed paths are replaced by the test's own.
 
 Apache is started as root in the foreground and drops to WEB_USER for its workers, as on a
 Debian server; it is stopped by pid when the test closes.

@@ -157,8 +157,8 @@ def test_apache_proxy_fcgi_snippet(context):
     open(log_file, "w").close()
     harness.chown_to_responder(log_file)
 
-    # The socket belongs to the web server's group and no one else may connect, as
-    # systemd/mailgun-spool.socket sets it up; the responder runs as its own user.
+    # As systemd/mailgun-spool.socket sets it up, only the web server's group may connect to
+    # the socket. The responder runs as its own user.
     socket_path = os.path.join(apache_server.short_socket_folder(context), "fcgi.sock")
     environment = {
         "PATH": "/usr/bin:/bin",

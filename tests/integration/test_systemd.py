@@ -66,7 +66,7 @@ def read_exactly(connection, count):
 
 
 def fastcgi_request(socket_path, params, body, timeout_seconds=120):
-    """Sends one FastCGI responder request; returns (status, headers, body) of the answer."""
+    """Sends one FastCGI responder request; returns (status, headers, body) of the response."""
     request_id = 1
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
         connection.settimeout(timeout_seconds)
