@@ -197,6 +197,11 @@ Outcome RequestHandler::process(RequestIo& io, RequestSummary& summary) {
   FieldCollector collector(staging.fd());
 
   if (media_type == "application/json") {
+    if (summary.bytes > k_max_json_body_bytes) {
+      summary.detail = "a JSON body of " + std::to_string(summary.bytes) + " bytes, above the " +
+                       std::to_string(k_max_json_body_bytes) + " bytes an event webhook may have";
+      return Outcome::request_too_large;
+    }
     return process_event_webhook(body.get(), summary);
   }
   if (media_type == "multipart/form-data") {

@@ -57,4 +57,8 @@ inline constexpr std::size_t k_max_recorded_defects = 100;
 // responder writes staging directories flat, so deeper trees are left for the administrator.
 inline constexpr int k_max_staging_removal_depth = 16;
 
+// An event webhook's JSON body is read into memory to find its signature. Mailgun's event
+// payloads are a few kilobytes, so anything larger is not one and is rejected (406).
+inline constexpr std::uint64_t k_max_json_body_bytes = 1024 * 1024;
+
 }  // namespace mgspool
