@@ -52,6 +52,7 @@ def main(selected):
             print(f"PASS {name} ({time.monotonic() - started:.1f} s)", flush=True)
         finally:
             context.close()
+    harness.remove_run_root(keep=failed > 0)
     print(f"{passed} passed, {failed} failed, {skipped} skipped")
     return 1 if failed else 0
 

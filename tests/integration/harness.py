@@ -47,6 +47,14 @@ def run_root():
     return _run_root
 
 
+def remove_run_root(keep):
+    """Removes this run's scratch space; kept when a test failed, since it holds the evidence."""
+    global _run_root
+    if _run_root is not None and not keep:
+        shutil.rmtree(_run_root, ignore_errors=True)
+        _run_root = None
+
+
 def is_root():
     return os.geteuid() == 0
 
