@@ -259,7 +259,14 @@ std::string Utf8StreamSanitizer::feed(std::string_view chunk) {
     if ((byte & 0xC0) == 0x80) {
       continue;
     }
-    std::size_t needed = byte >= 0xF0 ? 4 : byte >= 0xE0 ? 3 : byte >= 0xC0 ? 2 : 1;
+    std::size_t needed = 1;
+    if (byte >= 0xF0) {
+      needed = 4;
+    } else if (byte >= 0xE0) {
+      needed = 3;
+    } else if (byte >= 0xC0) {
+      needed = 2;
+    }
     if (needed > back) {
       keep_from = m_pending.size() - back;
     }
@@ -268,7 +275,7 @@ std::string Utf8StreamSanitizer::feed(std::string_view chunk) {
 
   std::string_view complete = std::string_view(m_pending).substr(0, keep_from);
   std::string out = sanitize_utf8(complete);
-  m_replaced = m_replaced || out.size() != complete.size() || out != complete;
+  m_replaced = m_replaced || out != complete;
   m_pending.erase(0, keep_from);
   return out;
 }

@@ -7,15 +7,14 @@
 
 namespace mgspool {
 
-// Returns the charset to decode with for a declared label: iso-8859-1, latin1, us-ascii
-// and their aliases become windows-1252 (mail clients do the same, because such mail
-// often carries curly quotes and the euro sign); other labels are returned lowercased,
-// without surrounding quotes and whitespace.
+// Returns the charset to decode with for a declared label. iso-8859-1, latin1, us-ascii
+// and their aliases become windows-1252, as in mail clients, because such mail often
+// carries curly quotes and the euro sign. Other labels come back lowercased, without
+// surrounding quotes and whitespace.
 std::string effective_charset(std::string_view declared);
 
-// Returns the name iconv knows a MIME charset label by (ks_c_5601-1987 is CP949, gb2312
-// is decoded as its superset GB18030, ...); labels iconv accepts as they are come back
-// unchanged.
+// Returns the iconv name for a MIME charset label: ks_c_5601-1987 becomes CP949, gb2312
+// its superset GB18030, and so on. Other labels come back lowercased.
 std::string iconv_name_for(std::string_view charset);
 
 // Converts bytes in charset to UTF-8; nullopt when iconv does not know the charset or
@@ -27,7 +26,7 @@ std::optional<std::string> convert_to_utf8(std::string_view bytes, std::string_v
 // Decodes windows-1252 bytes; the unassigned bytes 0x81, 0x8D, 0x8F, 0x90, 0x9D become U+FFFD.
 std::string windows1252_to_utf8(std::string_view bytes);
 
-// Decodes bytes whose charset nobody declared (raw 8-bit header text, names): as UTF-8
+// Decodes bytes without a declared charset (raw 8-bit header text, names): as UTF-8
 // when they are valid UTF-8, else in fallback_charset (through effective_charset) when
 // that is given and converts them, else as windows-1252. The result is valid UTF-8.
 std::string decode_unlabelled_bytes(std::string_view bytes, std::string_view fallback_charset);

@@ -72,9 +72,9 @@ std::optional<std::string> raw_header(GMimeObject* object, const char* name) {
   return std::string(raw);
 }
 
-// A Content-Type of "text" alone or "text plain" is invalid and GMime reads it as
-// application/octet-stream; mail clients show such a part as plain text, and so it is
-// treated as text/plain here.
+// A Content-Type of "text" alone or "text plain" is invalid, so GMime reads it as
+// application/octet-stream. Mail clients show such a part as plain text, and so does
+// the decoder.
 bool is_broken_text_type(GMimeObject* object) {
   std::optional<std::string> raw = raw_header(object, "Content-Type");
   std::string token = raw ? leading_token(*raw) : "";
@@ -147,8 +147,8 @@ UniqueFd open_for_reading(int dir_fd, const std::string& name) {
   return UniqueFd(fd);
 }
 
-// What the first bytes of message.eml show: blank lines before the header (some tools
-// leave them; GMime then rejects the whole file) and the line-end style.
+// Layout facts from the first bytes of message.eml. Some tools leave blank lines before
+// the header, and GMime then rejects the whole file.
 struct FileStart {
   std::size_t blank_prefix_bytes = 0;
   bool crlf = false;  // the first header line ends in CRLF
@@ -233,8 +233,8 @@ void collect_headers(GMimeObject* object, std::vector<HeaderAt>& headers) {
   }
 }
 
-// GMime keeps the Content-* fields of the top level in the MIME part's own list; the
-// offsets put both lists back into the order of the file.
+// GMime keeps the Content-* fields of the top level in the MIME part's own list, so
+// the header offsets merge both lists back into the order of the file.
 HeaderList top_level_headers(GMimeMessage* message) {
   std::vector<HeaderAt> headers;
   collect_headers(GMIME_OBJECT(message), headers);
@@ -423,10 +423,10 @@ void MessageDecoder::visit(GMimePartIter* iter, const std::string& prefix) {
   }
 }
 
-// A multipart with Content-Transfer-Encoding base64 or quoted-printable (RFC 2045 allows
-// neither; some ERP systems send it) parses as zero parts, its body left in the
-// prologue. The body is decoded into a temporary file and parsed as the multipart it is.
-// Returns true when the multipart was such a case.
+// Repairs a multipart with Content-Transfer-Encoding base64 or quoted-printable. RFC 2045
+// allows neither, but some ERP systems send it, and GMime then finds zero parts and
+// leaves the body in the prologue. The body is decoded into a temporary file and parsed
+// as the multipart it is. Returns true when the multipart was such a case.
 bool MessageDecoder::repair_encoded_multipart(GMimeObject* multipart, const std::string& path) {
   if (g_mime_multipart_get_count(GMIME_MULTIPART(multipart)) != 0) {
     return false;
@@ -528,6 +528,8 @@ void MessageDecoder::store_message_part(GMimeMessagePart* part, const std::strin
   }
 }
 
+// NOTE: uuencoded blocks ("begin 644 name" ... "end") inside a text body stay in the
+// body as text; only parts with Content-Transfer-Encoding x-uuencode are decoded.
 void MessageDecoder::store_body(GMimePart* part, const std::string& path, const std::string& type, bool plain) {
   GMimeObject* object = GMIME_OBJECT(part);
   PartRecord record;
@@ -550,7 +552,7 @@ void MessageDecoder::store_body(GMimePart* part, const std::string& path, const 
 
 // Roles: a text/plain or text/html part of the top-level message that is not marked as
 // an attachment and has no name is a body (the first of each kind). Every other leaf is
-// "inline" when its disposition says inline, or when it has no disposition and has a
+// "inline" when its disposition is inline, or when it has no disposition and has a
 // Content-Id, or is an image inside multipart/related, or is unnamed text/plain or
 // text/html (a list footer, the body of an attached message); otherwise it is an
 // "attachment".

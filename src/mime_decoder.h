@@ -8,12 +8,15 @@
 
 namespace mgspool {
 
-// Parses the file eml_name inside the directory dir_fd (a staging directory) from disk (seekable stream,
-// persistence on), then writes: the first text/plain body as body-plain.txt and the first
-// text/html body as body-html.html, converted to UTF-8 from their declared charset; every
-// other leaf part as part-N.EXT; attached messages byte-exact as part-N.eml; files found
-// inside containers (TNEF) as extracted entries. Odd MIME never throws: it becomes a
-// defect. Throws RequestError only for local failures (a write or fsync failed).
+// Parses the file eml_name inside the directory dir_fd (a staging directory) from disk,
+// with a seekable stream and persistence on. Then it writes the first text/plain body
+// as body-plain.txt and the first text/html body as body-html.html, both converted to
+// UTF-8 from their declared charset. Every other leaf part is written decoded as
+// part-N.EXT, attached messages as part-N.eml with their original line ends, and files
+// found inside TNEF containers as extracted entries; N counts the files written.
+// Limits: k_max_mime_depth and k_max_mime_parts (parts past them are skipped) and
+// k_max_tnef_container_bytes. Odd MIME never throws: it becomes a defect. Throws
+// RequestError only for local failures (a read, write, fsync or close failed).
 DecodedMessage decode_message_file(int dir_fd, const std::string& eml_name);
 
 }  // namespace mgspool

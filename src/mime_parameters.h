@@ -30,9 +30,9 @@ std::vector<MimeParameter> parse_mime_parameters(std::string_view header_value);
 
 // Returns the value of parameter name decoded to UTF-8, or nullopt when it is absent.
 // name* and name*0, name*1, ... win over a plain name. Continuations are joined in
-// numeric order before anything is decoded; percent-encoded pieces are converted from
-// the charset declared in the first piece (iso-8859-1 and us-ascii as windows-1252),
-// or by decode_unlabelled_bytes() when that fails. Then RFC 2047 encoded words are
+// numeric order before anything is decoded. Percent-encoded pieces are converted from
+// the charset declared in the first piece (iso-8859-1 and us-ascii as windows-1252), or
+// by decode_unlabelled_bytes() when that fails. Then RFC 2047 encoded words are
 // decoded, also when the joined value is one. fallback_charset is the one for raw
 // 8-bit bytes.
 std::optional<std::string> decode_mime_parameter(const std::vector<MimeParameter>& parameters,

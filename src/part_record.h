@@ -11,6 +11,17 @@ namespace mgspool {
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
+// Roles of a raw message's files:
+//   body-plain, body-html  the first unnamed text part of each kind in the top-level
+//                          message, converted to UTF-8
+//   inline                 disposition inline, or no disposition and a Content-Id, an
+//                          image in multipart/related or unnamed text
+//   attachment             every other leaf part
+//   message                an attached message, re-serialised with its original line ends
+//   extracted              a file unpacked from a TNEF container; its path is the
+//                          container's path, '#' and its 1-based position there
+// Parts of an attached message have the message's path as parent. Parts of the
+// top-level message have none.
 struct PartRecord {
   std::string file;                            // name in the message directory, chosen by us
   std::string role;                            // body-plain, body-html, attachment, inline, ...

@@ -35,8 +35,8 @@ StoredFile measure_file(int dir_fd, const std::string& name) {
   return {static_cast<std::uint64_t>(status.st_size), sha256_hex_of_fd(reader.get())};
 }
 
-// A new file in the staging directory and a GMime stream over it. The descriptor stays
-// ours, so that finish() sees the results of fsync and close.
+// A new file in the staging directory and a GMime stream over it. The stream does not
+// own the descriptor, so finish() can check the results of fsync and close.
 class OutputFile {
  public:
   OutputFile(int dir_fd, std::string name)
@@ -182,7 +182,13 @@ TextBody write_text_body(int dir_fd, const std::string& name, GMimePart* part,
   std::string label = declared_charset ? effective_charset(*declared_charset) : "";
   if (label.empty()) {
     TextScan scan = scan_unlabelled_text(content, name);
-    label = scan.iso2022jp_escape ? "iso-2022-jp" : scan.valid_utf8 ? "utf-8" : "windows-1252";
+    if (scan.iso2022jp_escape) {
+      label = "iso-2022-jp";
+    } else if (scan.valid_utf8) {
+      label = "utf-8";
+    } else {
+      label = "windows-1252";
+    }
   }
 
   TextConversion conversion = TextConversion::iconv;

@@ -16,9 +16,9 @@ struct StoredFile {
   std::string sha256;  // lowercase hex
 };
 
-// Each function below creates the new file name in dir_fd (O_EXCL, never following a
-// link), fsyncs and closes it with the result checked, and throws RequestError when any
-// of that fails. Odd content never throws.
+// Each function below creates the new file name in dir_fd with create_file_at(), fsyncs
+// and closes it with the result checked, and throws RequestError when a system call
+// fails. Content GMime cannot decode is written as far as GMime decodes it.
 
 // Writes a leaf part's content with its transfer encoding (base64, quoted-printable,
 // uuencode) undone and nothing else changed. A part without content gives an empty file.

@@ -632,9 +632,9 @@ TEST_CASE("decoder corpus messages") {
     }
   }
 
-  // The index and the decoder disagree on a few documented kinds of part (unnamed
-  // inline images, text/calendar, parts with invalid content types); a drop below 95%
-  // agreement means the decoder lost attachments.
+  // The index and the decoder disagree on a few kinds of part, such as unnamed inline
+  // images, text/calendar and invalid content types. A drop below 95% agreement means
+  // the decoder lost attachments.
   INFO("attachment counts that differ from the index:\n" << disagreements);
   CHECK(numbered > 300);
   CHECK(agreeing * 100 >= numbered * 95);
