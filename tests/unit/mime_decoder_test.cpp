@@ -16,6 +16,7 @@
 #include "charset.h"
 #include "file_io.h"
 #include "request_error.h"
+#include "spool_limits.h"
 #include "test_support.h"
 
 using mgspool::DecodedMessage;
@@ -638,4 +639,113 @@ TEST_CASE("decoder corpus messages") {
   INFO("attachment counts that differ from the index:\n" << disagreements);
   CHECK(numbered > 300);
   CHECK(agreeing * 100 >= numbered * 95);
+}
+
+TEST_CASE("decoder part count limit") {
+  std::string message = "Subject: many\r\nContent-Type: multipart/mixed; boundary=\"p\"\r\n\r\n";
+  const std::size_t parts = mgspool::k_max_mime_parts + 50;
+  for (std::size_t i = 0; i < parts; ++i) {
+    message += "--p\r\nContent-Type: application/octet-stream\r\n\r\nx\r\n";
+  }
+  message += "--p--\r\n";
+  DecodeRunIn<TmpfsScratchDirectory> run;
+  write_message(run.directory.path(), message);
+  decode_into(run);
+  CHECK(run.message.parts.size() == mgspool::k_max_mime_parts);
+  bool defect_recorded = std::any_of(run.message.defects.begin(), run.message.defects.end(),
+                                     [](const std::string& d) { return d.find("MIME parts") != std::string::npos; });
+  CHECK(defect_recorded);
+}
+
+namespace {
+
+void append_little_endian(std::string& out, std::uint32_t value, int bytes) {
+  for (int i = 0; i < bytes; ++i) {
+    out.push_back(static_cast<char>((value >> (8 * i)) & 0xFF));
+  }
+}
+
+// Appends one TNEF attribute: level, id, length, data and the 16-bit sum of the data.
+void append_tnef_attribute(std::string& out, int level, std::uint32_t id, const std::string& data) {
+  out.push_back(static_cast<char>(level));
+  append_little_endian(out, id, 4);
+  append_little_endian(out, static_cast<std::uint32_t>(data.size()), 4);
+  out += data;
+  std::uint32_t checksum = 0;
+  for (char c : data) {
+    checksum += static_cast<unsigned char>(c);
+  }
+  append_little_endian(out, checksum & 0xFFFF, 2);
+}
+
+std::string make_tnef(const std::vector<std::pair<std::string, std::string>>& files) {
+  constexpr int k_message_level = 1;
+  constexpr int k_attachment_level = 2;
+  std::string tnef;
+  append_little_endian(tnef, 0x223E9F78, 4);  // signature
+  append_little_endian(tnef, 0x0001, 2);      // key
+  std::string version;
+  append_little_endian(version, 0x00010000, 4);
+  append_tnef_attribute(tnef, k_message_level, 0x00089006, version);  // attTnefVersion
+  for (const auto& [name, content] : files) {
+    append_tnef_attribute(tnef, k_attachment_level, 0x00069002, std::string(14, '\0'));  // attAttachRenddata
+    append_tnef_attribute(tnef, k_attachment_level, 0x00018010, name + std::string(1, '\0'));  // attAttachTitle
+    append_tnef_attribute(tnef, k_attachment_level, 0x0006800F, content);  // attAttachData
+  }
+  return tnef;
+}
+
+}  // namespace
+
+TEST_CASE("decoder tnef container unpacked") {
+  std::string tnef = make_tnef({{"plan.txt", "first file\n"}, {"Notiz.pdf", "%PDF second"}});
+  DecodeRun run;
+  write_message(run.directory.path(), with_crlf(
+      "Subject: tnef\n"
+      "Content-Type: multipart/mixed; boundary=\"t\"\n"
+      "\n"
+      "--t\n"
+      "Content-Type: text/plain\n"
+      "\n"
+      "see attachments\n"
+      "--t\n"
+      "Content-Type: application/ms-tnef; name=\"winmail.dat\"\n"
+      "Content-Disposition: attachment; filename=\"winmail.dat\"\n"
+      "Content-Transfer-Encoding: base64\n"
+      "\n") + base64_encode(tnef) + "\r\n--t--\r\n");
+  decode_into(run);
+
+  REQUIRE(run.message.parts.size() == 4);
+  const PartRecord& container = run.message.parts[1];
+  CHECK(container.role == "attachment");
+  CHECK(container.filename == std::optional<std::string>("winmail.dat"));
+  CHECK(mgspool::testing::read_file(run.file(container.file)) == tnef);
+
+  const PartRecord& first = run.message.parts[2];
+  CHECK(first.role == "extracted");
+  CHECK(first.parent == std::optional<std::string>("2"));
+  CHECK(first.path == "2#1");
+  CHECK(first.filename == std::optional<std::string>("plan.txt"));
+  CHECK(first.content_type == "text/plain");
+  CHECK(mgspool::testing::read_file(run.file(first.file)) == "first file\n");
+
+  const PartRecord& second = run.message.parts[3];
+  CHECK(second.filename == std::optional<std::string>("Notiz.pdf"));
+  CHECK(second.content_type == "application/pdf");
+  CHECK(mgspool::testing::read_file(run.file(second.file)) == "%PDF second");
+  check_directory_invariants(run);
+}
+
+TEST_CASE("decoder corrupt tnef kept") {
+  std::string tnef = make_tnef({{"a.txt", "data"}}).substr(0, 30);
+  DecodeRun run;
+  write_message(run.directory.path(), with_crlf(
+      "Subject: tnef\n"
+      "Content-Type: application/ms-tnef\n"
+      "Content-Transfer-Encoding: base64\n"
+      "\n") + base64_encode(tnef) + "\r\n");
+  decode_into(run);
+  REQUIRE_FALSE(run.message.parts.empty());
+  CHECK(run.message.parts[0].size == tnef.size());
+  check_directory_invariants(run);
 }
