@@ -25,7 +25,10 @@ struct StoredFile {
 StoredFile write_part_content(int dir_fd, const std::string& name, GMimePart* part);
 
 // Writes an attached message re-serialised by GMime, with CRLF line ends when crlf is
-// true, which reproduces the original bytes for a message GMime parsed without repairs.
+// true. GMime writes the raw header values and the undecoded content back, so a
+// well-formed message comes out byte for byte.
+// NOTE: a message with mixed line ends, or one GMime repaired while parsing (a missing
+// boundary, for example), comes out normalised, not byte for byte.
 StoredFile write_embedded_message(int dir_fd, const std::string& name, GMimeMessage* message, bool crlf);
 
 // Writes bytes as they are.
