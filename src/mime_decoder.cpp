@@ -297,7 +297,8 @@ class MessageDecoder {
   bool repair_encoded_multipart(GMimeObject* multipart, const std::string& path);
   void store_message_part(GMimeMessagePart* part, const std::string& path);
   void store_leaf(GMimePart* part, const std::string& path, GMimeObject* container);
-  void store_body(GMimePart* part, const std::string& path, const std::string& type, bool plain);
+  void store_body(GMimePart* part, const std::string& path, const std::string& type, const std::string& file,
+                  const std::string& role);
   void unpack_tnef_container(const PartRecord& container);
 
   std::optional<std::string> parent_of(const std::string& path) const;
@@ -311,6 +312,7 @@ class MessageDecoder {
   std::string m_warning_context;            // where parser warnings come from
   std::vector<std::string> m_message_paths;  // attached messages seen so far
   int m_files_written = 0;
+  int m_other_bodies_written = 0;
   int m_attachment_number = 0;
   int m_repairs = 0;
   std::size_t m_parts_visited = 0;
@@ -530,12 +532,14 @@ void MessageDecoder::store_message_part(GMimeMessagePart* part, const std::strin
 
 // NOTE: uuencoded blocks ("begin 644 name" ... "end") inside a text body stay in the
 // body as text; only parts with Content-Transfer-Encoding x-uuencode are decoded.
-void MessageDecoder::store_body(GMimePart* part, const std::string& path, const std::string& type, bool plain) {
+void MessageDecoder::store_body(GMimePart* part, const std::string& path, const std::string& type,
+                                const std::string& file, const std::string& role) {
   GMimeObject* object = GMIME_OBJECT(part);
   PartRecord record;
-  record.file = plain ? "body-plain.txt" : "body-html.html";
-  record.role = plain ? "body-plain" : "body-html";
+  record.file = file;
+  record.role = role;
   record.path = path;
+  record.parent = parent_of(path);
   record.content_type = type;
   record.charset = declared_charset(object);
   if (const char* content_id = g_mime_object_get_content_id(object); content_id != nullptr && *content_id != '\0') {
@@ -550,12 +554,12 @@ void MessageDecoder::store_body(GMimePart* part, const std::string& path, const 
   m_result.parts.push_back(std::move(record));
 }
 
-// Roles: a text/plain or text/html part of the top-level message that is not marked as
-// an attachment and has no name is a body (the first of each kind). Every other leaf is
-// "inline" when its disposition is inline, or when it has no disposition and has a
-// Content-Id, or is an image inside multipart/related, or is unnamed text/plain or
-// text/html (a list footer, the body of an attached message); otherwise it is an
-// "attachment".
+// Roles: a text/plain or text/html part that is not marked as an attachment and has no
+// name is a body: the first of each kind in the top-level message is body-plain or
+// body-html, any other is body-other (a list footer, a split HTML body, the text of an
+// attached message). Every other leaf is "inline" when its disposition is inline, or when
+// it has no disposition and has a Content-Id or is an image inside multipart/related;
+// otherwise it is an "attachment".
 void MessageDecoder::store_leaf(GMimePart* part, const std::string& path, GMimeObject* container) {
   GMimeObject* object = GMIME_OBJECT(part);
   std::string type = mime_type_of(object);
@@ -569,12 +573,21 @@ void MessageDecoder::store_leaf(GMimePart* part, const std::string& path, GMimeO
   bool body_candidate = !parent && !sent && disposition != "attachment";
   if (body_candidate && type == "text/plain" && !m_have_plain) {
     m_have_plain = true;
-    store_body(part, path, type, true);
+    store_body(part, path, type, "body-plain.txt", "body-plain");
     return;
   }
   if (body_candidate && type == "text/html" && !m_have_html) {
     m_have_html = true;
-    store_body(part, path, type, false);
+    store_body(part, path, type, "body-html.html", "body-html");
+    return;
+  }
+
+  // Further unnamed text is part of a body too: Apple Mail splits one HTML body into several
+  // parts around the attachments, and an attached message carries its own text.
+  bool unnamed_text = !sent && (type == "text/plain" || type == "text/html");
+  if (unnamed_text && disposition != "attachment") {
+    std::string extension = type == "text/html" ? ".html" : ".txt";
+    store_body(part, path, type, "body-other-" + std::to_string(++m_other_bodies_written) + extension, "body-other");
     return;
   }
 
@@ -588,9 +601,7 @@ void MessageDecoder::store_leaf(GMimePart* part, const std::string& path, GMimeO
   }
   bool image_in_related = type.rfind("image/", 0) == 0 && container != nullptr && GMIME_IS_MULTIPART(container) &&
                           has_subtype(container, "related");
-  bool unnamed_text = !sent && (type == "text/plain" || type == "text/html");
-  bool inline_part =
-      disposition == "inline" || (disposition.empty() && (record.content_id || image_in_related || unnamed_text));
+  bool inline_part = disposition == "inline" || (disposition.empty() && (record.content_id || image_in_related));
   record.role = inline_part ? "inline" : "attachment";
   if (type.rfind("text/", 0) == 0) {
     record.charset = declared_charset(object);

@@ -100,7 +100,7 @@ void read_chunks(GMimeStream* stream, const std::string& what, Consumer consume)
   }
 }
 
-enum class TextConversion { utf8, windows1252, iconv, raw };
+enum class TextConversion { utf8, windows1252, iconv };
 
 struct TextScan {
   bool iso2022jp_escape = false;
@@ -180,6 +180,15 @@ TextBody write_text_body(int dir_fd, const std::string& name, GMimePart* part,
   }
 
   std::string label = declared_charset ? effective_charset(*declared_charset) : "";
+  bool converted_directly = label.empty() || label == "utf-8" || label == "utf8" || label == "windows-1252";
+  if (!converted_directly &&
+      !GObjectPtr<GMimeFilter>::adopt(g_mime_filter_charset_new(iconv_name_for(label).c_str(), "UTF-8"))) {
+    // The file must still be UTF-8, so an unknown label is read like a missing one; the raw
+    // bytes stay in message.eml.
+    body.defect = "unknown charset \"" + sanitize_utf8(*declared_charset) + "\" in " + name +
+                  ": decoded as UTF-8 where valid, else as windows-1252";
+    label.clear();
+  }
   if (label.empty()) {
     TextScan scan = scan_unlabelled_text(content, name);
     if (scan.iso2022jp_escape) {
@@ -204,9 +213,8 @@ TextBody write_text_body(int dir_fd, const std::string& name, GMimePart* part,
     if (filter) {
       g_mime_stream_filter_add(GMIME_STREAM_FILTER(decoded.get()), filter.get());
     } else {
-      conversion = TextConversion::raw;
-      body.defect = "unknown charset \"" + sanitize_utf8(declared_charset.value_or(label)) + "\" in " + name +
-                    ": the text is stored unconverted";
+      // Not expected after the check above; the sanitizer still guarantees UTF-8.
+      conversion = TextConversion::utf8;
     }
   }
 
@@ -217,9 +225,6 @@ TextBody write_text_body(int dir_fd, const std::string& name, GMimePart* part,
     switch (conversion) {
       case TextConversion::windows1252:
         output.write(windows1252_to_utf8(chunk));
-        break;
-      case TextConversion::raw:
-        output.write(chunk);
         break;
       case TextConversion::utf8:
       case TextConversion::iconv:

@@ -106,7 +106,7 @@ std::vector<const PartRecord*> top_level_attachments(const DecodedMessage& messa
 // that are valid UTF-8 without separators.
 template <typename Run>
 void check_directory_invariants(const Run& run) {
-  static const std::regex k_program_name(R"((message\.eml|body-plain\.txt|body-html\.html|part-[0-9]+\.[a-z]+))");
+  static const std::regex k_program_name(R"((message\.eml|body-plain\.txt|body-html\.html|body-other-[0-9]+\.(txt|html)|part-[0-9]+\.[a-z]+))");
   std::size_t files_found = 0;
   for (const fs::directory_entry& entry : fs::directory_iterator(run.directory.path())) {
     std::string name = entry.path().filename().string();
@@ -263,7 +263,7 @@ TEST_CASE("decoder latin1 body as windows-1252") {
   CHECK(without_carriage_returns(mgspool::testing::read_file(run.file("body-plain.txt"))) == "Here’s 49€ – Köln\n");
 }
 
-TEST_CASE("decoder unknown charset keeps bytes") {
+TEST_CASE("decoder unknown charset read leniently") {
   DecodeRun run;
   write_message(run.directory.path(), with_crlf(
       "Subject: odd\n"
@@ -275,7 +275,7 @@ TEST_CASE("decoder unknown charset keeps bytes") {
   const PartRecord* body = find_role(run.message, "body-plain");
   REQUIRE(body != nullptr);
   CHECK(body->charset == std::optional<std::string>("x-no-such-charset"));
-  CHECK(mgspool::testing::read_file(run.file("body-plain.txt")) == "caf\xE9\r\n");
+  CHECK(mgspool::testing::read_file(run.file("body-plain.txt")) == "caf\xC3\xA9\r\n");
   bool defect_recorded = std::any_of(run.message.defects.begin(), run.message.defects.end(),
                                      [](const std::string& d) { return d.find("unknown charset") != std::string::npos; });
   CHECK(defect_recorded);
@@ -432,7 +432,9 @@ TEST_CASE("decoder embedded message with LF lines") {
   REQUIRE(run.message.parts.size() == 3);
   CHECK(run.message.parts[2].parent == std::optional<std::string>("2"));
   CHECK(run.message.parts[2].path == "2.1");
-  CHECK(run.message.parts[2].role == "inline");
+  CHECK(run.message.parts[2].role == "body-other");
+  CHECK(run.message.parts[2].file == "body-other-1.txt");
+  CHECK_FALSE(run.message.parts[2].filename);
 }
 
 TEST_CASE("decoder leading blank lines skipped") {
