@@ -56,17 +56,22 @@ $(BUILD)/libmailgun-spool.a: $(LIB_OBJECTS)
 $(BUILD)/mailgun-spool: $(BUILD)/obj/main.o $(BUILD)/libmailgun-spool.a
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+# The durability tests preload this library to make fsync, close, write or rename fail.
+$(BUILD)/fault-inject.so: tests/fault/fault_inject.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -shared -fPIC -o $@ $< -ldl
+
 $(BUILD)/unit-tests: $(TEST_OBJECTS) $(BUILD)/libmailgun-spool.a
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 unit-tests: $(BUILD)/unit-tests
 	$(BUILD)/unit-tests
 
-integration-tests: $(BUILD)/mailgun-spool
+integration-tests: $(BUILD)/mailgun-spool $(BUILD)/fault-inject.so
 	python3 tests/run_integration.py
 
 check: deps
-	$(MAKE) all $(BUILD)/unit-tests
+	$(MAKE) all $(BUILD)/unit-tests $(BUILD)/fault-inject.so
 	$(BUILD)/unit-tests
 	python3 tests/run_integration.py
 

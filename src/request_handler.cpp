@@ -306,7 +306,15 @@ Outcome RequestHandler::process(RequestIo& io, RequestSummary& summary) {
   // Recorded even when syncing new/ failed: the message is in new/, so the retry must not
   // store a second copy.
   if (token) {
-    m_tokens->record(*token, message_id);
+    try {
+      m_tokens->record(*token, message_id);
+    } catch (const RequestError& error) {
+      // The message is published; a 500 now would make Mailgun send it again, and without
+      // the record the retry would be stored twice. A 200 stops the retries instead.
+      log_request_warning(summary.request_id, "the message is published as " + message_id +
+                                                  " but recording its token failed: " + error.what() +
+                                                  "; a replay of this token would be stored again");
+    }
   }
   if (result == CommitResult::published_not_synced) {
     summary.detail = "fsync of new/ failed after the rename";
