@@ -79,6 +79,14 @@ demo: deps
 	$(MAKE) all
 	tests/demo/run-demo
 
+# Benchmarks (docs/benchmarks.md): peak memory per message size, then requests per second
+# behind nginx and as CGI. Both start the responder on 127.0.0.1 and fail when a request is
+# not stored; run as root, so that the responder runs as nobody and nginx as www-data.
+.PHONY: bench
+bench: $(BUILD)/mailgun-spool
+	bench/memory
+	bench/throughput
+
 install: $(BUILD)/mailgun-spool
 	@set -e; manifest='$(DESTDIR)$(INSTALL_MANIFEST)'; \
 	created=$$(for dir in $(INSTALL_DIRS); do \
