@@ -128,7 +128,74 @@ uninstall:
 	  echo "uninstall: $$manifest is missing; the folders install created are left in place"; \
 	fi
 
+# Fuzz targets (clang and libFuzzer; Debian packages clang and libclang-rt-14-dev, which
+# make check does not need). make fuzz builds one binary per fuzz/*_fuzzer.cpp with the
+# library compiled again under AddressSanitizer and UBSan; make fuzz-run runs each for
+# FUZZ_SECONDS, and -j2 runs two at a time. New inputs go to build/fuzz/corpus/TARGET,
+# crashes to build/fuzz/artifacts/TARGET. make fuzz-regressions replays the saved
+# reproducers and seeds once each.
+.PHONY: fuzz fuzz-run fuzz-regressions
+
+FUZZ_CXX ?= clang++
+FUZZ_BUILD := $(BUILD)/fuzz
+FUZZ_SECONDS ?= 60
+# Inputs above this are cut: the shared corpus has messages of several MB, and short
+# inputs let the fuzzer run more of them.
+FUZZ_MAX_LEN ?= 65536
+FUZZ_SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CXXFLAGS ?= -O1 -g -fno-omit-frame-pointer
+FUZZ_ALL_CXXFLAGS = $(FUZZ_CXXFLAGS) -std=c++20 -Wall -Wextra -Wno-missing-field-initializers -MMD -MP \
+                    -D_FILE_OFFSET_BITS=64 $(FUZZ_SANITIZE)
+FUZZ_TARGETS := $(patsubst fuzz/%_fuzzer.cpp,%,$(wildcard fuzz/*_fuzzer.cpp))
+FUZZ_BINARIES := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%_fuzzer)
+FUZZ_LIB_OBJECTS := $(LIB_SOURCES:src/%.cpp=$(FUZZ_BUILD)/obj/%.o)
+# Read-only extra seeds, used when the shared folder beside the repository exists.
+SHARED_DIR := ../shared
+FUZZ_SHARED_SEEDS_mime_decoder := $(SHARED_DIR)/corpus $(SHARED_DIR)/cases
+FUZZ_SHARED_SEEDS_event_webhook := $(SHARED_DIR)/cases
+
+fuzz: $(FUZZ_BINARIES)
+
+# Keeps the targets' objects, which make would delete as intermediate files.
+.PRECIOUS: $(FUZZ_BUILD)/%_fuzzer.o
+
+$(FUZZ_BUILD)/obj/%.o: src/%.cpp
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_ALL_CXXFLAGS) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) -c $< -o $@
+
+$(FUZZ_BUILD)/libmailgun-spool.a: $(FUZZ_LIB_OBJECTS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/%_fuzzer.o: fuzz/%_fuzzer.cpp
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_ALL_CXXFLAGS) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) -Isrc -c $< -o $@
+
+$(FUZZ_BUILD)/%_fuzzer: $(FUZZ_BUILD)/%_fuzzer.o $(FUZZ_BUILD)/libmailgun-spool.a
+	$(FUZZ_CXX) $(FUZZ_SANITIZE) -fsanitize=fuzzer -o $@ $^ $(LIBS)
+
+fuzz-run: $(FUZZ_TARGETS:%=fuzz-run-%)
+
+fuzz-run-%: $(FUZZ_BUILD)/%_fuzzer
+	@mkdir -p $(FUZZ_BUILD)/corpus/$* $(FUZZ_BUILD)/artifacts/$*
+	$< -max_total_time=$(FUZZ_SECONDS) -max_len=$(FUZZ_MAX_LEN) -timeout=30 -print_final_stats=1 \
+	  -artifact_prefix=$(FUZZ_BUILD)/artifacts/$*/ $(FUZZ_BUILD)/corpus/$* \
+	  $(wildcard fuzz/seeds/$*) $(wildcard $(FUZZ_SHARED_SEEDS_$*))
+
+# Runs each target once on every file of fuzz/regressions/TARGET and fuzz/seeds/TARGET; a
+# crash, leak or broken invariant fails the run.
+fuzz-regressions: $(FUZZ_BINARIES)
+	@set -e; for target in $(FUZZ_TARGETS); do \
+	  files=$$(find fuzz/regressions/$$target fuzz/seeds/$$target -type f 2>/dev/null | sort); \
+	  if [ -n "$$files" ]; then \
+	    echo "fuzz-regressions: $$target: $$(echo "$$files" | wc -l) inputs"; \
+	    $(FUZZ_BUILD)/$${target}_fuzzer $$files > $(FUZZ_BUILD)/$$target-regressions.log 2>&1 \
+	      || { cat $(FUZZ_BUILD)/$$target-regressions.log; exit 1; }; \
+	  fi; \
+	done
+
 clean:
 	rm -rf $(BUILD)
 
 -include $(LIB_OBJECTS:.o=.d) $(TEST_OBJECTS:.o=.d) $(BUILD)/obj/main.d
+-include $(FUZZ_LIB_OBJECTS:.o=.d) $(FUZZ_BINARIES:=.d)
