@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include <sys/stat.h>
+
 #include <charconv>
 #include <fstream>
 #include <map>
@@ -45,6 +47,17 @@ std::optional<std::string> read_key_file(const std::string& path, std::string& e
     return std::nullopt;
   }
   return key;
+}
+
+// Returns a text that changes whenever the file is replaced or modified, or "" when it
+// cannot be examined.
+std::string file_stamp(const std::string& path) {
+  struct stat status {};
+  if (::stat(path.c_str(), &status) != 0) {
+    return "";
+  }
+  return std::to_string(status.st_dev) + ":" + std::to_string(status.st_ino) + ":" + std::to_string(status.st_size) +
+         ":" + std::to_string(status.st_mtim.tv_sec) + "." + std::to_string(status.st_mtim.tv_nsec);
 }
 
 struct Setting {
@@ -95,6 +108,25 @@ std::string usage_text() {
       "  spawn-fcgi -s /run/mailgun-spool/fcgi.sock -u mailgun-spool -g mailgun-spool -- \\\n"
       "    /usr/local/lib/mailgun-spool/mailgun-spool --spool /var/spool/mailgun-spool \\\n"
       "    --key-file /etc/mailgun-spool/signing-key\n";
+}
+
+void refresh_signing_key(Config& config) {
+  if (config.key_file.empty()) {
+    return;
+  }
+  std::string stamp = file_stamp(config.key_file);
+  if (config.signing_key && (stamp.empty() || stamp == config.key_file_stamp)) {
+    return;
+  }
+  std::string error;
+  std::optional<std::string> key = read_key_file(config.key_file, error);
+  config.key_file_stamp = stamp;
+  if (key) {
+    config.signing_key = std::move(key);
+    config.key_error.clear();
+  } else if (!config.signing_key) {
+    config.key_error = error;
+  }
 }
 
 ConfigResult load_config(const std::vector<std::string>& environment, const std::vector<std::string>& arguments) {
@@ -205,6 +237,8 @@ ConfigResult load_config(const std::vector<std::string>& environment, const std:
   if (const std::string* path = value_of("MAILGUN_SIGNING_KEY_FILE"); path != nullptr && !path->empty()) {
     // An unreadable key file is not fatal: the responder keeps running and answers 500,
     // which Mailgun retries, while the log says what to fix.
+    config.key_file = *path;
+    config.key_file_stamp = file_stamp(*path);
     config.signing_key = read_key_file(*path, config.key_error);
   } else if (const std::string* key = value_of("MAILGUN_SIGNING_KEY"); key != nullptr && !key->empty()) {
     config.signing_key = *key;

@@ -60,7 +60,12 @@ bool log_open(const std::string& target, std::string& error) {
   }
   int fd = ::open(target.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
   if (fd < 0) {
-    error = "cannot open the log file " + target + ": " + std::strerror(errno);
+    error = "cannot open the log file " + target + ": " + std::strerror(errno) +
+            "; make it writable by the responder's user";
+    // Under spawn-fcgi standard error is /dev/null, so the reason also goes to syslog.
+    openlog("mailgun-spool", LOG_PID, LOG_MAIL);
+    syslog(LOG_ERR, "%s", error.c_str());
+    closelog();
     return false;
   }
   if (g_file_fd >= 0) {

@@ -125,10 +125,30 @@ struct SpoolState {
   std::string error;
 };
 
+// Warns when the spool's group (inherited through its set-group-ID bit) is not one of this
+// process's groups: message folders would then lose the group, and consumers could not read them.
+void warn_if_outside_spool_group(const Spool& spool) {
+  struct stat status {};
+  if (::fstat(spool.fd(), &status) != 0 || (status.st_mode & S_ISGID) == 0 || status.st_gid == ::getegid()) {
+    return;
+  }
+  std::vector<gid_t> groups(static_cast<std::size_t>(std::max(::getgroups(0, nullptr), 0)));
+  int count = ::getgroups(static_cast<int>(groups.size()), groups.data());
+  for (int i = 0; i < count; ++i) {
+    if (groups[static_cast<std::size_t>(i)] == status.st_gid) {
+      return;
+    }
+  }
+  log_line(LogLevel::warning, "the responder's user is not in group " + std::to_string(status.st_gid) + " of " +
+                                  spool.path() + ", so stored messages will not be readable by that group; add "
+                                  "the user to the group (usermod -a -G GROUP USER) and restart the responder");
+}
+
 SpoolState open_spool(const Config& config) {
   SpoolState state;
   try {
     state.spool = std::make_unique<Spool>(config.spool_dir);
+    warn_if_outside_spool_group(*state.spool);
     state.tokens =
         std::make_unique<TokenStore>(state.spool->private_fd(), token_retention_seconds(config.max_age_seconds));
     std::size_t removed = state.spool->remove_abandoned_staging();
@@ -146,14 +166,16 @@ SpoolState open_spool(const Config& config) {
   return state;
 }
 
+const char* k_insecure_warning =
+    "INSECURE MODE: signatures are not checked, anyone who can reach this URL can store mail; "
+    "unset MAILGUN_SPOOL_INSECURE outside development";
+
 void log_start(const Config& config, const char* mode) {
   log_line(LogLevel::info, std::string("starting (") + mode + ", version " + k_version + ") spool=" +
                                config.spool_dir + " max_request_bytes=" + std::to_string(config.max_request_bytes) +
                                " max_age_seconds=" + std::to_string(config.max_age_seconds));
   if (config.insecure) {
-    log_line(LogLevel::warning,
-             "INSECURE MODE: signatures are not checked, anyone who can reach this URL can store mail; "
-             "unset MAILGUN_SPOOL_INSECURE outside development");
+    log_line(LogLevel::warning, k_insecure_warning);
   } else if (!config.signing_key) {
     log_line(LogLevel::error, config.key_error.empty()
                                   ? "no signing key configured: every request will answer 500 until "
@@ -197,20 +219,22 @@ int run_cgi() {
   }
 
   const Config& config = *loaded.config;
+  if (config.insecure) {
+    log_line(LogLevel::warning, k_insecure_warning);
+  }
   SpoolState state = open_spool(config);
   RequestHandler handler(config, state.spool.get(), state.tokens.get(), state.error);
   handler.handle(io);
   return 0;
 }
 
-int run_fastcgi(const Config& config) {
+int run_fastcgi(Config config) {
   if (::geteuid() == 0) {
     log_line(LogLevel::error, k_root_refusal);
     return 1;
   }
   log_start(config, "FastCGI");
   SpoolState state = open_spool(config);
-  RequestHandler handler(config, state.spool.get(), state.tokens.get(), state.error);
 
   FCGX_Request request;
   if (FCGX_InitRequest(&request, 0, 0) != 0) {
@@ -231,7 +255,14 @@ int run_fastcgi(const Config& config) {
       log_line(LogLevel::error, "FCGX_Accept_r failed with " + std::to_string(accepted) + "; exiting");
       return 1;
     }
+    // A key file or spool that was broken at start is tried again for every request, so
+    // fixing it takes effect while Mailgun retries, without a restart.
+    refresh_signing_key(config);
+    if (!state.spool) {
+      state = open_spool(config);
+    }
     FastCgiIo io(request);
+    RequestHandler handler(config, state.spool.get(), state.tokens.get(), state.error);
     handler.handle(io);
     FCGX_Finish_r(&request);
 
@@ -272,7 +303,7 @@ int run(int argc, char** argv) {
   }
   if (!fastcgi) {
     std::fputs("mailgun-spool: standard input is not a FastCGI socket and REQUEST_METHOD is unset, so this is\n"
-               "neither a FastCGI nor a CGI start. Run it under a web server (see the README).\n\n",
+               "neither a FastCGI nor a CGI start. Run it under a web server; see mailgun-spool(8).\n\n",
                stderr);
     std::fputs(usage_text().c_str(), stderr);
     return 2;

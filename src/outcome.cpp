@@ -47,7 +47,7 @@ std::string_view reason_for(Outcome outcome) {
     case Outcome::signature_stale: return "timestamp outside the freshness window";
     case Outcome::body_truncated: return "request body truncated";
     case Outcome::interrupted: return "interrupted by shutdown";
-    case Outcome::no_signing_key: return "no signing key configured";
+    case Outcome::no_signing_key: return "signing key unavailable";
     case Outcome::local_failure: return "local failure";
     case Outcome::below_free_space: return "below the free-space reserve";
     case Outcome::published_not_synced: return "published but syncing new/ failed";

@@ -146,6 +146,8 @@ RequestSummary RequestHandler::handle(RequestIo& io) {
                      " reason=" + log_quote(reason_for(summary.outcome)) + " format=" + summary.format +
                      " bytes=" + std::to_string(summary.bytes) + " parts=" + std::to_string(summary.parts) +
                      " ms=" + std::to_string(elapsed.count()) + " id=" + summary.message_id;
+  line += " uri=" + log_quote(io.param("REQUEST_URI").value_or("-").substr(0, 200)) +
+          " remote=" + log_quote(io.param("REMOTE_ADDR").value_or("-").substr(0, 64));
   if (!summary.detail.empty()) {
     line += " detail=" + log_quote(summary.detail);
   }

@@ -78,3 +78,44 @@ def test_fastcgi_takes_flags(context):
     assert len(harness.messages_in(spool)) == 1
     assert not os.path.exists(context.path("not-a-spool"))
     assert process.poll() is None
+
+
+def test_fastcgi_recovers_after_fixes(context):
+    # Started with an unreadable key and a spool it cannot write: every request gets a 500,
+    # which Mailgun retries. Fixing both takes effect without a restart.
+    spool = context.path("spool")
+    os.mkdir(spool, 0o755)
+    key_file = context.path("key")
+    with open(key_file, "w") as file:
+        file.write(KEY)
+    os.chmod(key_file, 0o600)
+    log_file = context.path("responder.log")
+    open(log_file, "w").close()
+    harness.chown_to_responder(log_file)
+    socket_path = context.path("fcgi.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(socket_path)
+    listener.listen(4)
+    command = harness.as_responder_user([harness.responder_binary(), "--spool", spool, "--key-file", key_file,
+                                         "--log", log_file])
+    context.start(command, stdin=listener.fileno(), env={"PATH": "/usr/bin:/bin"})
+    listener.close()
+
+    def post(token):
+        body = signed_body(token)
+        params = {"REQUEST_METHOD": "POST", "CONTENT_TYPE": "application/x-www-form-urlencoded",
+                  "CONTENT_LENGTH": str(len(body))}
+        status, _, answer = harness.parse_cgi_output(fastcgi_client.post(socket_path, params, body))
+        return status, answer
+
+    if harness.is_root():
+        assert post("before-key-fix") == (500, b"signing key unavailable\n")
+        os.chmod(key_file, 0o644)
+        status, answer = post("before-spool-fix")
+        assert status == 500, answer
+        harness.chown_to_responder(spool)
+    assert post("after-fixes")[0] == 200
+    assert len(harness.messages_in(spool)) == 1
+    with open(log_file) as file:
+        log = file.read()
+    assert "cannot open the spool" in log or not harness.is_root(), log

@@ -67,3 +67,30 @@ TEST_CASE("config key file") {
   CHECK_FALSE(missing.config->signing_key);
   CHECK(missing.config->key_error.find("/nonexistent/key") != std::string::npos);
 }
+
+TEST_CASE("key file read again after a change") {
+  mgspool::testing::ScratchDirectory scratch;
+  std::filesystem::path key_path = scratch.path() / "key";
+
+  ConfigResult result = load_config({"MAILGUN_SPOOL_DIR=/a", "MAILGUN_SIGNING_KEY_FILE=" + key_path.string()}, {});
+  REQUIRE(result.config);
+  mgspool::Config config = *result.config;
+  CHECK_FALSE(config.signing_key);
+
+  std::ofstream(key_path) << "first-key\n";
+  mgspool::refresh_signing_key(config);
+  CHECK(config.signing_key == "first-key");
+  CHECK(config.key_error.empty());
+
+  // A rotated key arrives as a new file under the same name.
+  std::filesystem::path next_path = scratch.path() / "key.next";
+  std::ofstream(next_path) << "second-key\n";
+  std::filesystem::rename(next_path, key_path);
+  mgspool::refresh_signing_key(config);
+  CHECK(config.signing_key == "second-key");
+
+  // A key that was read once survives the file going away.
+  std::filesystem::remove(key_path);
+  mgspool::refresh_signing_key(config);
+  CHECK(config.signing_key == "second-key");
+}
