@@ -4,6 +4,7 @@
 // a systemd socket, mod_fcgid). Without one, a web server that sets REQUEST_METHOD means plain
 // CGI, one request. Anything else was started by hand and only prints how to run it.
 #include <fcgiapp.h>
+#include <fcntl.h>
 #include <gmime/gmime.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -31,8 +32,37 @@ extern char** environ;
 namespace mgspool {
 namespace {
 
-// How often a long-running responder prunes the token memory.
+std::int64_t now_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// How often the token memory is pruned. Pruning visits every remembered token, so it runs
+// at most this often, also in CGI mode where every request is a new process.
 constexpr std::int64_t k_token_prune_interval_seconds = 60 * 60;
+
+// A file in private/ whose modification time is the last prune, shared by all processes.
+constexpr const char* k_last_prune_file = "last-prune";
+
+// Prunes the token memory when the last prune by any process is older than the interval.
+void prune_tokens_if_due(const Spool& spool, TokenStore& tokens) {
+  std::int64_t now = now_seconds();
+  struct stat status {};
+  if (::fstatat(spool.private_fd(), k_last_prune_file, &status, AT_SYMLINK_NOFOLLOW) == 0 &&
+      now - status.st_mtim.tv_sec < k_token_prune_interval_seconds) {
+    return;
+  }
+  // Marked first, so that concurrent processes do not all prune at once.
+  int fd = ::openat(spool.private_fd(), k_last_prune_file, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    ::futimens(fd, nullptr);
+    ::close(fd);
+  }
+  try {
+    tokens.prune(now);
+  } catch (const std::exception& error) {
+    log_line(LogLevel::warning, std::string("pruning the token memory failed: ") + error.what());
+  }
+}
 
 volatile std::sig_atomic_t g_stop_requested = 0;
 volatile std::sig_atomic_t g_waiting_for_request = 0;
@@ -62,9 +92,6 @@ void install_signal_handlers() {
   sigaction(SIGPIPE, &ignore, nullptr);
 }
 
-std::int64_t now_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 class CgiIo : public RequestIo {
  public:
@@ -156,7 +183,7 @@ SpoolState open_spool(const Config& config) {
       log_line(LogLevel::warning, "removed " + std::to_string(removed) + " abandoned staging directories from " +
                                       config.spool_dir + "/tmp");
     }
-    state.tokens->prune(now_seconds());
+    prune_tokens_if_due(*state.spool, *state.tokens);
   } catch (const std::exception& error) {
     state.error = std::string("cannot open the spool ") + config.spool_dir + ": " + error.what();
     state.spool.reset();
@@ -242,7 +269,6 @@ int run_fastcgi(Config config) {
     return 1;
   }
   install_signal_handlers();
-  std::int64_t last_prune = now_seconds();
 
   while (!g_stop_requested) {
     g_waiting_for_request = 1;
@@ -266,13 +292,8 @@ int run_fastcgi(Config config) {
     handler.handle(io);
     FCGX_Finish_r(&request);
 
-    if (state.tokens && now_seconds() - last_prune >= k_token_prune_interval_seconds) {
-      last_prune = now_seconds();
-      try {
-        state.tokens->prune(last_prune);
-      } catch (const std::exception& error) {
-        log_line(LogLevel::warning, std::string("pruning the token memory failed: ") + error.what());
-      }
+    if (state.spool) {
+      prune_tokens_if_due(*state.spool, *state.tokens);
     }
   }
   log_line(LogLevel::info, "stopping after SIGTERM");

@@ -36,7 +36,8 @@ def create_accounts(context):
     and an outsider; returns their names. All are removed again in on_close."""
     suffix = os.urandom(3).hex()
     group = f"mgs-spool-{suffix}"
-    users = {"responder": f"mgs-resp-{suffix}", "consumer": f"mgs-read-{suffix}", "outsider": f"mgs-out-{suffix}"}
+    users = {"responder": f"mgs-resp-{suffix}", "consumer": f"mgs-read-{suffix}", "outsider": f"mgs-out-{suffix}",
+             "web": f"mgs-web-{suffix}"}
 
     run_checked(["groupadd", "--system", group])
     context.on_close(lambda: subprocess.run(["groupdel", group], capture_output=True))
@@ -44,6 +45,8 @@ def create_accounts(context):
     run_checked(common + ["--gid", group, users["responder"]])
     run_checked(common + ["--user-group", "--groups", group, users["consumer"]])
     run_checked(common + ["--user-group", users["outsider"]])
+    # Like www-data under mod_fcgid: a primary group of its own, and a member of the spool's.
+    run_checked(common + ["--user-group", "--groups", group, users["web"]])
     for user in users.values():
         # userdel removes the user's own group too (USERGROUPS_ENAB), but not the shared one.
         context.on_close(lambda user=user: subprocess.run(["userdel", user], capture_output=True))
@@ -60,7 +63,7 @@ def python_as(user, code):
                           text=True)
 
 
-def store_message_as(context, responder, spool):
+def store_message_as(context, responder, spool, log_file=None):
     """Runs the responder once as CGI as the responder user; returns the new message ID."""
     key_file = context.path("signing-key")
     with open(key_file, "w") as file:
@@ -72,6 +75,8 @@ def store_message_as(context, responder, spool):
     environment = {"PATH": "/usr/bin:/bin", "REQUEST_METHOD": "POST", "CONTENT_TYPE": content_type,
                    "CONTENT_LENGTH": str(len(body)), "MAILGUN_SPOOL_DIR": spool,
                    "MAILGUN_SIGNING_KEY_FILE": key_file}
+    if log_file:
+        environment["MAILGUN_SPOOL_LOG"] = log_file
     completed = subprocess.run(as_user(responder, [harness.responder_binary()]), input=body, env=environment,
                                capture_output=True, timeout=60)
     status, _, answer = harness.parse_cgi_output(completed.stdout)
@@ -112,6 +117,40 @@ def test_permissions_group_member_reads_and_moves(context):
     assert consumer.returncode == 0, f"the consumer could not read or move the message: {consumer.stderr}"
     assert harness.messages_in(spool) == [], "the message is still in new/"
     assert harness.messages_in(spool, "cur") == [message_id], "the message did not arrive in cur/"
+
+
+def test_permissions_web_server_user_in_group(context):
+    require_root()
+    group, users = create_accounts(context)
+    spool = documented_spool(context, users["web"], group)
+    message_id = store_message_as(context, users["web"], spool)
+    message_dir = os.path.join(spool, "new", message_id)
+
+    group_id = os.stat(spool).st_gid
+    for folder in ("tmp", "new", "cur", os.path.join("new", message_id)):
+        info = os.stat(os.path.join(spool, folder))
+        assert info.st_gid == group_id, f"{folder} is not in the spool's group"
+        assert info.st_mode & stat.S_ISGID, f"{folder} lost its set-group-ID bit"
+    consumer = python_as(users["consumer"], f"""
+        import os
+        open({os.path.join(message_dir, "meta.json")!r}).read()
+        os.rename({message_dir!r}, {os.path.join(spool, "cur", message_id)!r})
+    """)
+    assert consumer.returncode == 0, f"the consumer could not read or move the message: {consumer.stderr}"
+
+
+def test_permissions_responder_outside_group_warns(context):
+    require_root()
+    group, users = create_accounts(context)
+    spool = documented_spool(context, users["outsider"], group)
+    log_file = context.path("responder.log")
+    open(log_file, "w").close()
+    os.chown(log_file, pwd.getpwnam(users["outsider"]).pw_uid, 0)
+    store_message_as(context, users["outsider"], spool, log_file)
+    with open(log_file) as file:
+        log = file.read()
+    assert "is not in group" in log, log
+    assert "usermod -a -G" in log
 
 
 def test_permissions_outsider_cannot_read(context):
