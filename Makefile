@@ -6,6 +6,8 @@ DESTDIR ?=
 # Where make install puts each thing; systemd looks for units in PREFIX/lib/systemd/system
 # for PREFIX /usr/local and /usr.
 INSTALL_LIBDIR ?= $(PREFIX)/lib/mailgun-spool
+# The installed binary is stripped of its debug symbols; INSTALL_STRIP= keeps them.
+INSTALL_STRIP ?= -s
 MANDIR ?= $(PREFIX)/share/man
 EXAMPLEDIR ?= $(PREFIX)/share/doc/mailgun-spool/examples
 SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
@@ -18,6 +20,8 @@ INSTALL_DIRS = $(INSTALL_LIBDIR) $(MANDIR)/man8 $(SYSTEMD_UNIT_DIR) \
 BUILD := build
 
 CXX ?= g++
+# make check and make demo build on every core.
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 PACKAGES := gmime-3.0 fcgi openssl libytnef
 PKG_CFLAGS = $(shell pkg-config --cflags $(PACKAGES) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PACKAGES) 2>/dev/null)
@@ -71,12 +75,12 @@ integration-tests: $(BUILD)/mailgun-spool $(BUILD)/fault-inject.so
 	python3 tests/run_integration.py
 
 check: deps
-	$(MAKE) all $(BUILD)/unit-tests $(BUILD)/fault-inject.so
+	$(MAKE) -j$(JOBS) all $(BUILD)/unit-tests $(BUILD)/fault-inject.so
 	$(BUILD)/unit-tests
 	python3 tests/run_integration.py
 
 demo: deps
-	$(MAKE) all
+	$(MAKE) -j$(JOBS) all
 	tests/demo/run-demo
 
 # Benchmarks (docs/benchmarks.md): peak memory per message size, then requests per second
@@ -99,7 +103,9 @@ install: $(BUILD)/mailgun-spool
 	{ if [ -f "$$manifest" ]; then cat "$$manifest"; fi; printf '%s\n' $$created; } \
 	  | sed '/^$$/d' | sort -u > "$$manifest.new"; \
 	chmod 0644 "$$manifest.new"; mv "$$manifest.new" "$$manifest"
-	install -m 0755 $(BUILD)/mailgun-spool $(DESTDIR)$(INSTALL_LIBDIR)/mailgun-spool
+	install -m 0755 $(INSTALL_STRIP) $(BUILD)/mailgun-spool $(DESTDIR)$(INSTALL_LIBDIR)/mailgun-spool
+	sed 's|@PREFIX@|$(PREFIX)|g' nginx/spawn-fcgi.sh > $(DESTDIR)$(INSTALL_LIBDIR)/spawn-fcgi.sh
+	chmod 0755 $(DESTDIR)$(INSTALL_LIBDIR)/spawn-fcgi.sh
 	install -m 0644 docs/mailgun-spool.8 $(DESTDIR)$(MANDIR)/man8/mailgun-spool.8
 	@set -e; for file in $(EXAMPLE_FILES); do \
 	  echo "install $$file -> $(DESTDIR)$(EXAMPLEDIR)/$$file"; \
@@ -116,7 +122,7 @@ install: $(BUILD)/mailgun-spool
 # Removes the files install copied, then each folder that install created and that is now
 # empty, as listed in the manifest install wrote; folders that existed before stay.
 uninstall:
-	rm -f $(DESTDIR)$(INSTALL_LIBDIR)/mailgun-spool
+	rm -f $(DESTDIR)$(INSTALL_LIBDIR)/mailgun-spool $(DESTDIR)$(INSTALL_LIBDIR)/spawn-fcgi.sh
 	rm -f $(DESTDIR)$(MANDIR)/man8/mailgun-spool.8
 	rm -f $(addprefix $(DESTDIR)$(EXAMPLEDIR)/,$(EXAMPLE_FILES))
 	rm -f $(addprefix $(DESTDIR)$(SYSTEMD_UNIT_DIR)/,$(notdir $(SYSTEMD_UNITS)))

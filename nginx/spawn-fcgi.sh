@@ -4,13 +4,14 @@
 # Run it as root: spawn-fcgi creates the unix socket, gives it to nginx's user with mode
 # 0600 so that no other local user can post to the responder, then starts the processes
 # as the unprivileged user that owns the spool. Every setting below can be overridden from
-# the environment; the defaults are the installed paths.
+# the environment; the defaults are the installed paths (make install puts this script
+# beside the binary with @PREFIX@ replaced).
 #
 # Stop the processes by the pids in MAILGUN_SPOOL_PID_FILE (one per line); each finishes
 # the request in progress on SIGTERM.
 set -eu
 
-binary=${MAILGUN_SPOOL_BINARY:-/usr/local/lib/mailgun-spool/mailgun-spool}
+binary=${MAILGUN_SPOOL_BINARY:-@PREFIX@/lib/mailgun-spool/mailgun-spool}
 socket=${MAILGUN_SPOOL_SOCKET:-/run/mailgun-spool/fcgi.sock}
 pid_file=${MAILGUN_SPOOL_PID_FILE:-/run/mailgun-spool/spawn-fcgi.pid}
 # Each process serves one request at a time, so this is the number of requests handled

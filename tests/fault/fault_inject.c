@@ -5,8 +5,8 @@
  *
  *   MGSPOOL_FAULT_CALL    fsync, close, write or renameat2
  *   MGSPOOL_FAULT_PATH    suffix of the file's path (/proc/self/fd); for renameat2, of the
- *                         source directory's path. "DIR/*" matches the entries directly
- *                         inside a directory whose path ends with DIR.
+ *                         source directory's path. A suffix that ends with a slash, such
+ *                         as "spool/tmp/", matches the entries directly inside that folder.
  *   MGSPOOL_FAULT_ERRNO   the errno to fail with (default EIO)
  *
  * close still closes the descriptor before it reports the failure, as Linux does.
@@ -48,13 +48,13 @@ static int should_fail(const char* call, int fd) {
     return 0;
   }
   size_t suffix_length = strlen(suffix);
-  if (suffix_length >= 2 && strcmp(suffix + suffix_length - 2, "/*") == 0) {
+  if (suffix_length >= 1 && suffix[suffix_length - 1] == '/') {
     char* last_slash = strrchr(path, '/');
     if (last_slash == NULL) {
       return 0;
     }
     *last_slash = '\0';
-    suffix_length -= 2;
+    suffix_length -= 1;
   }
   size_t path_length = strlen(path);
   return path_length >= suffix_length && strncmp(path + path_length - suffix_length, suffix, suffix_length) == 0;

@@ -105,7 +105,7 @@ def test_fsync_of_staging_directory_fails(context):
     spool = context.make_spool()
     body = raw_request("token-staging-dir")
     # The staging directory is the only thing synced that sits directly in tmp/.
-    status, log = post(spool, body, ("fsync", "/spool/tmp/*"))
+    status, log = post(spool, body, ("fsync", "/spool/tmp/"))
     assert status == 500, log
     assert "Input/output error" in log, log
     assert harness.messages_in(spool) == []

@@ -14,6 +14,7 @@ PREFIX = "/usr/local"
 EXPECTED_FILES = [
     "lib/mailgun-spool/installed-folders",
     "lib/mailgun-spool/mailgun-spool",
+    "lib/mailgun-spool/spawn-fcgi.sh",
     "lib/systemd/system/mailgun-spool.service",
     "lib/systemd/system/mailgun-spool.socket",
     "lib/systemd/system/mailgun-spool@.service",
