@@ -105,9 +105,12 @@ std::string usage_text() {
       "  --version                print the version\n"
       "\n"
       "Example with spawn-fcgi:\n"
-      "  spawn-fcgi -s /run/mailgun-spool/fcgi.sock -u mailgun-spool -g mailgun-spool -- \\\n"
+      "  spawn-fcgi -s /run/mailgun-spool/fcgi.sock -M 0600 -U www-data -G www-data \\\n"
+      "    -u mailgun-spool -g mailgun-spool -F 4 -- \\\n"
       "    /usr/local/lib/mailgun-spool/mailgun-spool --spool /var/spool/mailgun-spool \\\n"
-      "    --key-file /etc/mailgun-spool/signing-key\n";
+      "    --key-file /etc/mailgun-spool/signing-key --log syslog\n"
+      "\n"
+      "See mailgun-spool(8) for the spool format, the status codes and the other setups.\n";
 }
 
 void refresh_signing_key(Config& config) {

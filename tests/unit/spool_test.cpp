@@ -324,7 +324,8 @@ TEST_CASE("commit failure rolls back staging") {
   if (::geteuid() == 0) {
     // Root ignores directory permissions, so this fault cannot be made; the test above
     // covers the same roll-back with an existing new/ID.
-    std::printf("SKIP commit failure rolls back staging: running as root\n");
+    std::printf("SKIP commit failure rolls back staging: root ignores directory permissions "
+                "(the integration tests make the rename fail instead)\n");
     return;
   }
   ScratchDirectory scratch;
