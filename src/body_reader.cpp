@@ -73,7 +73,7 @@ void drain_body(RequestIo& io, std::uint64_t max_bytes) {
       total += count;
     }
   } catch (const RequestError&) {
-    // The answer is already decided; a broken upload changes nothing.
+    // The response is already decided, so a broken upload changes nothing.
   }
 }
 

@@ -22,7 +22,7 @@ std::uint64_t copy_body_to_file(RequestIo& io, int fd, std::optional<std::uint64
                                 std::uint64_t max_request_bytes);
 
 // Reads and discards what is left of the body, up to max_bytes, so that a web server that
-// waits for the upload to finish before reading the response gets the early answer.
+// waits for the upload to finish before reading the response gets the early response.
 void drain_body(RequestIo& io, std::uint64_t max_bytes);
 
 }  // namespace mgspool

@@ -238,8 +238,8 @@ ConfigResult load_config(const std::vector<std::string>& environment, const std:
   }
 
   if (const std::string* path = value_of("MAILGUN_SIGNING_KEY_FILE"); path != nullptr && !path->empty()) {
-    // An unreadable key file is not fatal: the responder keeps running and answers 500,
-    // which Mailgun retries, while the log says what to fix.
+    // An unreadable key file is not fatal. The responder keeps running and responds with 500,
+    // which Mailgun retries, while the log names the problem.
     config.key_file = *path;
     config.key_file_stamp = file_stamp(*path);
     config.signing_key = read_key_file(*path, config.key_error);

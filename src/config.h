@@ -22,7 +22,7 @@ struct Config {
 };
 
 // The result of reading the configuration: either a config or an error message that
-// names the variable or flag and says how to fix it.
+// names the variable or flag and how to fix it.
 struct ConfigResult {
   std::optional<Config> config;
   std::string error;

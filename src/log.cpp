@@ -79,7 +79,12 @@ bool log_open(const std::string& target, std::string& error) {
 void log_line(LogLevel level, std::string_view message) {
   std::string text = sanitize(message);
   if (g_target == Target::system_log) {
-    int priority = level == LogLevel::error ? LOG_ERR : level == LogLevel::warning ? LOG_WARNING : LOG_INFO;
+    int priority = LOG_INFO;
+    if (level == LogLevel::error) {
+      priority = LOG_ERR;
+    } else if (level == LogLevel::warning) {
+      priority = LOG_WARNING;
+    }
     syslog(priority, "%s", text.c_str());
     return;
   }

@@ -10,7 +10,7 @@ enum class Outcome {
   already_stored,          // the token was recorded before: Mailgun's retry of a stored message
   method_not_allowed,      // not POST
   invalid_content_length,  // CONTENT_LENGTH is not a plain decimal number
-  request_too_large,       // the body is, or says it is, above the configured maximum
+  request_too_large,       // the body, or its CONTENT_LENGTH, is above the configured maximum
   malformed_request,       // the form cannot be parsed, or a field is repeated or has the wrong shape
   unsupported_media_type,  // neither a form nor JSON
   event_webhook,           // an authentic event webhook posted to the inbound URL

@@ -8,7 +8,7 @@
 
 namespace mgspool {
 
-// Thrown inside the request path; the boundary catches it, logs what() and answers
+// Thrown inside the request path. The request boundary catches it, logs what() and sends
 // status_for(outcome()). what() may name files and errno text but never the signing key.
 class RequestError : public std::runtime_error {
  public:

@@ -30,7 +30,7 @@ inline constexpr std::size_t k_max_form_fields = 10000;
 // Buffer size for copying the request body and streaming parts to disk.
 inline constexpr std::size_t k_io_buffer_bytes = 64 * 1024;
 
-// Below this much free space in the spool's file system the responder answers 503, so
+// Below this much free space in the spool's file system the responder responds with 503, so
 // Mailgun retries later instead of the disk filling up.
 inline constexpr std::uint64_t k_default_min_free_bytes = 256ULL * 1024 * 1024;
 

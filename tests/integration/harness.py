@@ -48,7 +48,7 @@ def run_root():
 
 
 def remove_run_root(keep):
-    """Removes this run's scratch space; kept when a test failed, since it holds the evidence."""
+    """Removes this run's scratch space, unless a test failed: then it contains the evidence."""
     global _run_root
     if _run_root is not None and not keep:
         shutil.rmtree(_run_root, ignore_errors=True)
