@@ -293,13 +293,31 @@ class RawContentCopier {
 
   void consume_header_byte(char byte) {
     if (byte == '\n') {
-      if (m_header_line_empty) {
-        m_phase = Phase::line_start;
-      }
-      m_header_line_empty = true;
-    } else if (byte != '\r') {
+      end_header_line();
+      return;
+    }
+    if (byte != '\r') {
       m_header_line_empty = false;
     }
+    // A line longer than the buffer is not taken for a delimiter, as in the content.
+    if (m_header_line.size() < k_io_buffer_bytes) {
+      m_header_line.push_back(byte);
+    } else {
+      m_header_line_too_long = true;
+    }
+  }
+
+  // GMime ends a part's headers at a delimiter line even without a blank line before it,
+  // and the part then has no content: the copy must not run on into the next part.
+  void end_header_line() {
+    if (!m_header_line_too_long && is_delimiter(m_header_line)) {
+      m_done = true;
+    } else if (m_header_line_empty) {
+      m_phase = Phase::line_start;
+    }
+    m_header_line_empty = true;
+    m_header_line_too_long = false;
+    m_header_line.clear();
   }
 
   // While a line still looks like "--boundary" followed by optional "--" and white space,
@@ -349,26 +367,27 @@ class RawContentCopier {
     m_phase = Phase::line_start;
   }
 
+  // Returns whether line, whose bytes before the last could become a delimiter line, still
+  // can. Only the last byte is checked, so holding back a long line stays linear.
   bool could_become_delimiter(const std::string& line) const {
-    std::size_t prefix = std::min(line.size(), m_delimiter.size());
-    if (line.compare(0, prefix, m_delimiter, 0, prefix) != 0) {
-      return false;
+    std::size_t last = line.size() - 1;
+    char byte = line.back();
+    if (last < m_delimiter.size()) {
+      return byte == m_delimiter[last];
     }
-    return line.size() <= m_delimiter.size() || is_delimiter_tail(line.substr(m_delimiter.size()), true);
+    bool is_space = byte == ' ' || byte == '\t' || byte == '\r';
+    std::size_t tail_position = last - m_delimiter.size();
+    if (tail_position == 0) {
+      return byte == '-' || is_space;
+    }
+    if (tail_position == 1 && line[m_delimiter.size()] == '-') {
+      return byte == '-';  // the closing "--"; a single '-' is no delimiter tail
+    }
+    return is_space;
   }
 
   bool is_delimiter(const std::string& line) const {
     return is_delimiter_line(line, std::string_view(m_delimiter).substr(2));
-  }
-
-  // The rest of a delimiter line: an optional "--" that closes the form, then white space.
-  static bool is_delimiter_tail(std::string_view tail, bool incomplete) {
-    if (tail.starts_with("--")) {
-      tail.remove_prefix(2);
-    } else if (incomplete && tail == "-") {
-      return true;
-    }
-    return tail.find_first_not_of(" \t\r") == std::string_view::npos;
   }
 
   void finish_at_end_of_stream() {
@@ -405,6 +424,8 @@ class RawContentCopier {
   FieldSink& m_sink;
   Phase m_phase = Phase::headers;
   bool m_header_line_empty = true;
+  bool m_header_line_too_long = false;
+  std::string m_header_line;
   bool m_pending_cr = false;
   bool m_done = false;
   std::string m_pending_newline;
