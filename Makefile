@@ -189,13 +189,13 @@ fuzz-run-%: $(FUZZ_BUILD)/%_fuzzer
 	  $(wildcard fuzz/seeds/$*) $(wildcard $(FUZZ_SHARED_SEEDS_$*))
 
 # Runs each target once on every file of fuzz/regressions/TARGET and fuzz/seeds/TARGET; a
-# crash, leak or broken invariant fails the run.
+# crash, leak, broken invariant or input slower than 10 seconds fails the run.
 fuzz-regressions: $(FUZZ_BINARIES)
 	@set -e; for target in $(FUZZ_TARGETS); do \
 	  files=$$(find fuzz/regressions/$$target fuzz/seeds/$$target -type f 2>/dev/null | sort); \
 	  if [ -n "$$files" ]; then \
 	    echo "fuzz-regressions: $$target: $$(echo "$$files" | wc -l) inputs"; \
-	    $(FUZZ_BUILD)/$${target}_fuzzer $$files > $(FUZZ_BUILD)/$$target-regressions.log 2>&1 \
+	    $(FUZZ_BUILD)/$${target}_fuzzer -timeout=10 $$files > $(FUZZ_BUILD)/$$target-regressions.log 2>&1 \
 	      || { cat $(FUZZ_BUILD)/$$target-regressions.log; exit 1; }; \
 	  fi; \
 	done

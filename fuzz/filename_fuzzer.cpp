@@ -33,7 +33,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::optional<std::string> sent = decode_sent_filename(disposition, content_type, fallback_charset);
   fuzzing::check(!sent || fuzzing::is_strict_utf8(*sent), "decoded sent name is not UTF-8", sent.value_or(""));
 
-  // The same name twice exercises the " (2)" rule, and the Subject stands in for an empty name.
+  // The same name twice exercises the " (2)" rule. R4 uses the Subject when the name is empty.
   SafeNameAllocator names;
   std::string first = names.allocate(sent, allocated_type, 1, subject);
   std::string second = names.allocate(sent, allocated_type, 2, subject);

@@ -116,8 +116,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   fuzzing::check(dir.valid(), "open of the temporary directory failed", path);
   write_new_file_at(dir.get(), "message.eml", std::string_view(reinterpret_cast<const char*>(data), size), 0600);
 
-  // Odd MIME never throws, and this directory does not fail writes, so any exception
-  // escapes and libFuzzer reports it.
+  // decode_message_file throws only when a read or write fails, and this fresh directory
+  // does not fail them, so any exception is a bug: it escapes and libFuzzer reports it.
   DecodedMessage message = decode_message_file(dir.get(), "message.eml");
   check_files(dir.get(), message);
   check_texts(message);

@@ -26,6 +26,7 @@ class CheckingSink : public FieldSink {
   }
   void append(std::string_view bytes) override {
     fuzzing::check(field_open, "append outside a field", bytes);
+    value_bytes += bytes.size();
   }
   void end_field() override {
     fuzzing::check(field_open, "end_field without begin_field");
@@ -33,6 +34,7 @@ class CheckingSink : public FieldSink {
   }
 
   bool field_open = false;
+  std::size_t value_bytes = 0;
 };
 
 }  // namespace
@@ -56,5 +58,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   fuzzing::check(!sink.field_open, "parse ended with a field open");
+  // Values are copied as sent or decoded (base64, quoted-printable), which only shrinks them.
+  fuzzing::check(sink.value_bytes <= size, "values are longer than the body");
   return 0;
 }
