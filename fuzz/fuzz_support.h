@@ -88,19 +88,52 @@ inline bool is_strict_utf8(std::string_view text) {
   return true;
 }
 
+// Returns the code point of the UTF-8 sequence at text[i] and advances i past it. The
+// text must have passed is_strict_utf8.
+inline unsigned next_code_point(std::string_view text, std::size_t& i) {
+  auto lead = static_cast<unsigned char>(text[i++]);
+  if (lead < 0x80) {
+    return lead;
+  }
+  std::size_t continuation_bytes = 1;
+  if (lead >= 0xF0) {
+    continuation_bytes = 3;
+  } else if (lead >= 0xE0) {
+    continuation_bytes = 2;
+  }
+  unsigned code_point = lead & (0x3F >> continuation_bytes);
+  for (std::size_t k = 0; k < continuation_bytes; ++k) {
+    code_point = (code_point << 6) | (static_cast<unsigned char>(text[i++]) & 0x3F);
+  }
+  return code_point;
+}
+
+// C0 and C1 controls and DEL.
+inline bool is_control_character(unsigned code_point) {
+  return code_point < 0x20 || (code_point >= 0x7F && code_point <= 0x9F);
+}
+
+// Characters that reorder the text around them when it is displayed.
+inline bool is_bidi_formatting_character(unsigned code_point) {
+  return code_point == 0x061C || code_point == 0x200E || code_point == 0x200F ||
+         (code_point >= 0x202A && code_point <= 0x202E) || (code_point >= 0x2066 && code_point <= 0x2069);
+}
+
 // Checks what every safe name (the filename field of meta.json) must be: valid UTF-8,
-// at most k_max_filename_bytes, no '/', no control character, not empty, not "." or ".."
-// and no leading '.'.
+// at most k_max_filename_bytes, no '/', no control character (C0, DEL or C1), no
+// bidirectional formatting character, not empty, not "." or ".." and no leading '.'.
 inline void check_safe_name(std::string_view name) {
   check(is_strict_utf8(name), "safe name is not valid UTF-8", name);
   check(!name.empty(), "safe name is empty", name);
   check(name.size() <= k_max_filename_bytes, "safe name is longer than k_max_filename_bytes", name);
   check(name != "." && name != "..", "safe name is . or ..", name);
   check(name.front() != '.', "safe name starts with '.'", name);
-  for (char c : name) {
-    auto byte = static_cast<unsigned char>(c);
-    check(c != '/', "safe name contains '/'", name);
-    check(byte >= 0x20 && byte != 0x7F, "safe name contains a control character", name);
+  std::size_t i = 0;
+  while (i < name.size()) {
+    unsigned code_point = next_code_point(name, i);
+    check(code_point != '/', "safe name contains '/'", name);
+    check(!is_control_character(code_point), "safe name contains a control character", name);
+    check(!is_bidi_formatting_character(code_point), "safe name contains a bidi formatting character", name);
   }
 }
 

@@ -1,5 +1,6 @@
 #include "filename.h"
 
+#include <algorithm>
 #include <array>
 #include <utility>
 
@@ -49,21 +50,57 @@ std::string bare_content_type(std::string_view content_type) {
   return to_lower_ascii(bare);
 }
 
+// UTF-8 encodings of the characters R3 replaces besides the ASCII controls: the bidi
+// formatting characters, with which "invoice_fdp.exe" can show as "invoice_exe.pdf".
+constexpr std::array<std::string_view, 12> k_bidi_formatting_characters = {{
+    "\xD8\x9C",                                                              // U+061C
+    "\xE2\x80\x8E", "\xE2\x80\x8F",                                          // U+200E-U+200F
+    "\xE2\x80\xAA", "\xE2\x80\xAB", "\xE2\x80\xAC", "\xE2\x80\xAD", "\xE2\x80\xAE",  // U+202A-U+202E
+    "\xE2\x81\xA6", "\xE2\x81\xA7", "\xE2\x81\xA8", "\xE2\x81\xA9",              // U+2066-U+2069
+}};
+
+// Returns the length in bytes of the character R3 replaces at the start of text, or 0.
+// The C1 controls U+0080-U+009F are C2 80 to C2 9F in UTF-8.
+std::size_t replaced_character_bytes(std::string_view text) {
+  auto byte = static_cast<unsigned char>(text[0]);
+  if (byte < 0x20 || byte == 0x7F) {
+    return 1;
+  }
+  if (byte == 0xC2 && text.size() >= 2) {
+    auto next = static_cast<unsigned char>(text[1]);
+    return next >= 0x80 && next <= 0x9F ? 2 : 0;
+  }
+  for (std::string_view character : k_bidi_formatting_characters) {
+    if (text.substr(0, character.size()) == character) {
+      return character.size();
+    }
+  }
+  return 0;
+}
+
 // R2 and R3.
 std::string neutralise_separators_and_controls(std::string_view name) {
-  std::string out(name);
-  for (char& c : out) {
+  std::string slashed(name);
+  for (char& c : slashed) {
     if (c == '\\') {
       c = '/';
     }
   }
-  while (!out.empty() && out.back() == '/') {
-    out.pop_back();
+  while (!slashed.empty() && slashed.back() == '/') {
+    slashed.pop_back();
   }
-  for (char& c : out) {
-    auto byte = static_cast<unsigned char>(c);
-    if (c == '/' || byte < 0x20 || byte == 0x7F) {
-      c = '_';
+
+  std::string out;
+  out.reserve(slashed.size());
+  std::string_view rest(slashed);
+  while (!rest.empty()) {
+    std::size_t replaced = replaced_character_bytes(rest);
+    if (replaced > 0 || rest[0] == '/') {
+      out.push_back('_');
+      rest.remove_prefix(std::max<std::size_t>(replaced, 1));
+    } else {
+      out.push_back(rest[0]);
+      rest.remove_prefix(1);
     }
   }
   std::size_t first = out.find_first_not_of(' ');

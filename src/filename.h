@@ -7,7 +7,9 @@
 //     the message's text parts, else windows-1252; iso-8859-1 and us-ascii labels are read
 //     as windows-1252. No Unicode normalisation.
 //  R2 '\' becomes '/', trailing '/' are dropped, every remaining '/' becomes '_'.
-//  R3 control characters (U+0000-U+001F, U+007F) become '_'; surrounding whitespace is trimmed.
+//  R3 control characters (U+0000-U+001F, U+007F, C1 U+0080-U+009F) and bidirectional
+//     formatting characters (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069) become
+//     '_', one per character; surrounding spaces are trimmed.
 //  R4 empty or only dots: message/rfc822 takes the embedded Subject (through R2-R3), anything
 //     else attachment-N. A leading '.' gets a '_' prefix.
 //  R5 no extension (no '.' after the first character): one is added from the content type.
