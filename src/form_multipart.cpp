@@ -471,6 +471,77 @@ struct BodyScan {
   // the break before it, so there it strips only the LF and leaves the CR in the last
   // part. Mailgun's requests end this way.
   bool ends_in_bare_delimiter = false;
+  // A closing delimiter line ("--boundary--") was seen. Without one the upload was cut
+  // short, or the body is not a whole form.
+  bool closed = false;
+};
+
+// Follows the lines of the body to find the closing delimiter and to bound each part's
+// header block before GMime parses it: GMime builds every header and parameter in memory,
+// and this runs before the signature is checked.
+class LineTracker {
+ public:
+  explicit LineTracker(const std::string& boundary) : m_delimiter("--" + boundary) {}
+
+  void feed(std::string_view chunk) {
+    while (!chunk.empty()) {
+      std::size_t end = chunk.find('\n');
+      std::string_view piece = chunk.substr(0, end == std::string_view::npos ? chunk.size() : end + 1);
+      take(piece);
+      if (end != std::string_view::npos) {
+        end_line();
+      }
+      chunk.remove_prefix(piece.size());
+    }
+  }
+
+  // Ends the last line, which need not end in a line break.
+  void finish() {
+    if (m_line_bytes > 0) {
+      end_line();
+    }
+  }
+
+  bool closed() const { return m_closed; }
+
+ private:
+  void take(std::string_view piece) {
+    std::size_t room = m_delimiter.size() + 2 - std::min(m_line_start.size(), m_delimiter.size() + 2);
+    m_line_start.append(piece.substr(0, room));
+    m_line_bytes += piece.size();
+  }
+
+  void end_line() {
+    std::string_view start = m_line_start;
+    if (start.starts_with(m_delimiter)) {
+      bool closing = start.substr(m_delimiter.size()).starts_with("--");
+      m_closed = m_closed || closing;
+      m_in_headers = !closing;
+      m_header_bytes = 0;
+      m_header_lines = 0;
+    } else if (m_in_headers) {
+      if (start == "\r\n" || start == "\n") {
+        m_in_headers = false;
+      } else {
+        m_header_bytes += m_line_bytes;
+        ++m_header_lines;
+        if (m_header_bytes > k_max_form_part_header_bytes || m_header_lines > k_max_form_part_header_lines) {
+          throw_malformed("a part's header block exceeds " + std::to_string(k_max_form_part_header_bytes) +
+                          " bytes or " + std::to_string(k_max_form_part_header_lines) + " lines");
+        }
+      }
+    }
+    m_line_start.clear();
+    m_line_bytes = 0;
+  }
+
+  std::string m_delimiter;
+  std::string m_line_start;  // the first bytes of the current line, enough to classify it
+  std::size_t m_line_bytes = 0;
+  bool m_in_headers = false;
+  std::size_t m_header_bytes = 0;
+  std::size_t m_header_lines = 0;
+  bool m_closed = false;
 };
 
 BodyScan scan_body(GMimeStream* body, const std::string& boundary) {
@@ -484,6 +555,7 @@ BodyScan scan_body(GMimeStream* body, const std::string& boundary) {
   bool seen_line_break = false;
   char previous_byte = '\0';
   BodyScan scan;
+  LineTracker lines(boundary);
 
   for (;;) {
     ssize_t read_count = g_mime_stream_read(body, buffer.get(), k_io_buffer_bytes);
@@ -494,6 +566,7 @@ BodyScan scan_body(GMimeStream* body, const std::string& boundary) {
       break;
     }
     std::string_view chunk(buffer.get(), static_cast<std::size_t>(read_count));
+    lines.feed(chunk);
 
     window.append(chunk);
     for (std::size_t at = window.find(needle); at != std::string::npos; at = window.find(needle, at + 1)) {
@@ -518,6 +591,8 @@ BodyScan scan_body(GMimeStream* body, const std::string& boundary) {
     previous_byte = buffer[read_count - 1];
   }
 
+  lines.finish();
+  scan.closed = lines.closed();
   scan.ends_in_bare_delimiter = seen_line_break && crlf_before_final_line && final_line_short &&
                                 !final_line.empty() && final_line.back() != '\r' &&
                                 is_delimiter_line(final_line, boundary);
@@ -551,6 +626,12 @@ void parse_multipart_stream(GMimeStream* body, std::string_view content_type, Fi
   // One more delimiter line than fields: the closing one.
   if (scan.delimiter_lines > k_max_form_fields + 1) {
     throw_malformed("more than " + std::to_string(k_max_form_fields) + " fields");
+  }
+  if (!scan.closed) {
+    // Mailgun always closes its forms, so a form that ends without the closing delimiter
+    // was cut short (a chunked upload whose client went away reaches the responder as a
+    // plain end of input). A 500 makes Mailgun send the whole request again.
+    throw RequestError(Outcome::body_truncated, "multipart form: the body ends without its closing delimiter");
   }
   rewind_body(body);
 

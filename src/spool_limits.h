@@ -61,4 +61,10 @@ inline constexpr int k_max_staging_removal_depth = 16;
 // payloads are a few kilobytes, so anything larger is not one and is rejected (406).
 inline constexpr std::uint64_t k_max_json_body_bytes = 1024 * 1024;
 
+// A form part's header block (Content-Disposition, Content-Type and the like) is a few
+// hundred bytes in Mailgun's requests. GMime builds every header and parameter in memory
+// before the signature can be checked, so a larger block is rejected as malformed.
+inline constexpr std::size_t k_max_form_part_header_bytes = 64 * 1024;
+inline constexpr std::size_t k_max_form_part_header_lines = 256;
+
 }  // namespace mgspool
