@@ -234,3 +234,30 @@ def test_refuses_to_run_as_root(context):
     assert "root" in log, f"the log does not say why:\n{log}"
     assert completed.returncode == 1, completed.returncode
     assert harness.messages_in(spool) == []
+
+
+def test_form_cut_short_without_length(context):
+    # A chunked upload that breaks off reaches a CGI program as a plain end of input, with no
+    # CONTENT_LENGTH to compare against. The form's missing closing delimiter gives it away:
+    # 500, nothing stored, and the whole retry is stored once.
+    spool = context.make_spool()
+    key_file = harness.write_key_file(context, "cut-short-key")
+    attachment = harness.FilePart("report.pdf", "application/pdf", os.urandom(200 * 1024))
+    content_type, body = harness.encode_multipart(harness.signed_fields("cut-short-key")
+                                                  + [("subject", "Cut short"), ("attachment-1", attachment)])
+    env = {"MAILGUN_SIGNING_KEY_FILE": key_file}
+
+    status, _, _, log = harness.run_cgi(harness.responder_binary(), spool, body[:len(body) // 2], content_type,
+                                        content_length="", extra_env=env)
+    assert status == 500, log
+    assert "closing delimiter" in log
+    assert harness.messages_in(spool) == []
+    assert harness.messages_in(spool, "tmp") == []
+
+    status, _, _, log = harness.run_cgi(harness.responder_binary(), spool, body, content_type, content_length="",
+                                        extra_env=env)
+    assert status == 200, log
+    messages = harness.messages_in(spool)
+    assert len(messages) == 1
+    parts = harness.read_meta(spool, messages[0])["parts"]
+    assert [part["size"] for part in parts if part["role"] == "attachment"] == [200 * 1024]
