@@ -5,6 +5,7 @@
 #include <set>
 
 #include "charset.h"
+#include "spool_limits.h"
 
 namespace mgspool {
 
@@ -12,7 +13,41 @@ namespace {
 
 using Json = nlohmann::json;
 
+// Returns true when arrays and objects in text nest deeper than max_depth. nlohmann-json
+// parses without recursion but serialises and copies recursively, so a value nested 100,000
+// levels deep would overflow the stack when it is written to meta.json.
+bool nests_deeper_than(const std::string& text, int max_depth) {
+  int depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) {
+        return true;
+      }
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
 std::optional<Json> parse_json(const std::string& text, const std::string& field, std::vector<std::string>& defects) {
+  if (nests_deeper_than(text, k_max_json_depth)) {
+    defects.push_back("the field " + field + " nests deeper than " + std::to_string(k_max_json_depth) +
+                      " levels; it is kept as text in fields");
+    return std::nullopt;
+  }
   Json value = Json::parse(text, nullptr, false);
   if (value.is_discarded()) {
     defects.push_back("the field " + field + " is not valid JSON; it is kept as text in fields");
@@ -70,6 +105,11 @@ void apply_content_id_map(const std::string& json_text, std::vector<PartRecord>&
     }
     return true;
   };
+  if (nests_deeper_than(json_text, k_max_json_depth)) {
+    defects.push_back("the field content-id-map nests deeper than " + std::to_string(k_max_json_depth) +
+                      " levels; it is kept as text in fields");
+    return;
+  }
   Json map = Json::parse(json_text, count_keys, false);
   if (map.is_discarded() || !map.is_object()) {
     defects.push_back("the field content-id-map is not a JSON object; it is kept as text in fields");

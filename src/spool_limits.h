@@ -67,4 +67,8 @@ inline constexpr std::uint64_t k_max_json_body_bytes = 1024 * 1024;
 inline constexpr std::size_t k_max_form_part_header_bytes = 64 * 1024;
 inline constexpr std::size_t k_max_form_part_header_lines = 256;
 
+// JSON-valued fields (message-headers, content-id-map, attachments) nest two or three
+// levels. Deeper values are kept as text and not parsed (see parsed_format.cpp).
+inline constexpr int k_max_json_depth = 32;
+
 }  // namespace mgspool

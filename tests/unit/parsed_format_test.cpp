@@ -109,3 +109,27 @@ TEST_CASE("announced attachments recorded") {
   CHECK(extra["attachments_not_included"] == true);
   CHECK(defects.empty());
 }
+
+TEST_CASE("deeply nested JSON kept as text") {
+  std::string deep = "[[\"X-Deep\", " + std::string(100000, '[') + std::string(100000, ']') + "]]";
+  std::vector<std::string> defects;
+  CHECK(mgspool::headers_from_message_headers(deep, defects).empty());
+  REQUIRE(defects.size() == 1);
+  CHECK(defects[0].find("nests deeper") != std::string::npos);
+
+  std::vector<PartRecord> parts = {attachment("attachment-1")};
+  mgspool::apply_content_id_map("{\"a\": " + std::string(50000, '{') + std::string(50000, '}') + "}", parts, defects);
+  CHECK(defects.size() == 2);
+
+  nlohmann::ordered_json extra = nlohmann::ordered_json::object();
+  mgspool::record_announced_attachments("[{\"name\": " + std::string(50000, '[') + std::string(50000, ']') + "}]",
+                                        defects, extra);
+  CHECK(defects.size() == 3);
+  CHECK(extra["announced_attachments"].empty());
+
+  // Brackets inside strings do not count.
+  std::vector<std::string> quiet;
+  auto headers = mgspool::headers_from_message_headers("[[\"X-Text\", \"" + std::string(100, '[') + "\"]]", quiet);
+  CHECK(headers.size() == 1);
+  CHECK(quiet.empty());
+}
