@@ -4,6 +4,8 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <ctime>
 
@@ -85,6 +87,62 @@ std::optional<std::string> single_value(const FieldCollector& collector, const c
     return std::nullopt;
   }
   return values.front();
+}
+
+// Keeps the timestamp, token and signature fields of a form and nothing else.
+class SignatureFieldSink : public FieldSink {
+ public:
+  void begin_field(const FieldHead& head) override {
+    m_current = nullptr;
+    for (Slot& slot : m_slots) {
+      if (!head.is_file && head.name == slot.name) {
+        ++slot.count;
+        slot.value.clear();
+        m_current = &slot;
+      }
+    }
+  }
+
+  void append(std::string_view bytes) override {
+    // One byte over the longest valid value is enough for the check to reject it.
+    if (m_current != nullptr && m_current->value.size() <= k_max_signature_field_bytes) {
+      m_current->value.append(bytes.substr(0, k_max_signature_field_bytes + 1 - m_current->value.size()));
+    }
+  }
+
+  void end_field() override { m_current = nullptr; }
+
+  // Returns true when each of the three fields occurred exactly once.
+  bool complete() const {
+    return std::all_of(m_slots.begin(), m_slots.end(), [](const Slot& slot) { return slot.count == 1; });
+  }
+
+  const std::string& value(std::string_view name) const {
+    for (const Slot& slot : m_slots) {
+      if (slot.name == name) {
+        return slot.value;
+      }
+    }
+    throw std::logic_error("not a signature field");
+  }
+
+ private:
+  struct Slot {
+    std::string_view name;
+    std::string value;
+    int count = 0;
+  };
+
+  std::array<Slot, 3> m_slots{Slot{"timestamp", {}, 0}, Slot{"token", {}, 0}, Slot{"signature", {}, 0}};
+  Slot* m_current = nullptr;
+};
+
+void parse_form(int fd, const std::string& media_type, const std::string& content_type, FieldSink& sink) {
+  if (media_type == "multipart/form-data") {
+    parse_multipart_file(fd, content_type, sink);
+  } else {
+    parse_urlencoded_file(fd, sink);
+  }
 }
 
 UniqueFd create_body_file(const StagingDirectory& staging) {
@@ -196,7 +254,6 @@ Outcome RequestHandler::process(RequestIo& io, RequestSummary& summary) {
 
   std::optional<std::string> content_type = io.param("CONTENT_TYPE");
   std::string media_type = lowercase_media_type(content_type);
-  FieldCollector collector(staging.fd());
 
   if (media_type == "application/json") {
     if (summary.bytes > k_max_json_body_bytes) {
@@ -206,29 +263,31 @@ Outcome RequestHandler::process(RequestIo& io, RequestSummary& summary) {
     }
     return process_event_webhook(body.get(), summary);
   }
-  if (media_type == "multipart/form-data") {
-    parse_multipart_file(body.get(), *content_type, collector);
-  } else if (media_type == "application/x-www-form-urlencoded") {
-    parse_urlencoded_file(body.get(), collector);
-  } else {
+  if (media_type != "multipart/form-data" && media_type != "application/x-www-form-urlencoded") {
     summary.detail = "content type \"" + content_type.value_or("").substr(0, 80) + "\"";
     return Outcome::unsupported_media_type;
   }
 
-  std::optional<std::string> token = single_value(collector, "token");
+  // The signature is checked in a first pass that keeps only the three signature fields, so
+  // an unsigned request costs no file writes or fsyncs.
   if (!m_config.insecure) {
-    std::optional<std::string> timestamp = single_value(collector, "timestamp");
-    std::optional<std::string> signature = single_value(collector, "signature");
-    if (!timestamp || !token || !signature) {
+    SignatureFieldSink signature_fields;
+    parse_form(body.get(), media_type, *content_type, signature_fields);
+    if (!signature_fields.complete()) {
       summary.detail = "timestamp, token and signature must each occur once";
       return Outcome::signature_missing;
     }
-    SignatureCheck check = verify_signature(*m_config.signing_key, *timestamp, *token, *signature, now_seconds(),
-                                            m_config.max_age_seconds);
+    SignatureCheck check = verify_signature(*m_config.signing_key, signature_fields.value("timestamp"),
+                                            signature_fields.value("token"), signature_fields.value("signature"),
+                                            now_seconds(), m_config.max_age_seconds);
     if (check != SignatureCheck::valid) {
       return outcome_for_signature(check);
     }
   }
+
+  FieldCollector collector(staging.fd());
+  parse_form(body.get(), media_type, *content_type, collector);
+  std::optional<std::string> token = single_value(collector, "token");
 
   // Requests with the same token serialise here; the later ones find the first one's record.
   TokenLock token_lock;

@@ -17,7 +17,6 @@ namespace {
 
 constexpr std::size_t k_sha256_bytes = 32;
 constexpr std::size_t k_max_timestamp_digits = 20;
-constexpr std::size_t k_max_token_bytes = 1024;
 
 using Digest = std::array<unsigned char, k_sha256_bytes>;
 
@@ -125,7 +124,7 @@ SignatureCheck verify_signature(std::string_view key, std::string_view timestamp
                                 std::string_view signature, std::int64_t now_seconds,
                                 std::int64_t max_age_seconds) {
   std::optional<Digest> received = decode_hex_digest(signature);
-  if (!is_decimal_timestamp(timestamp) || token.empty() || token.size() > k_max_token_bytes || !received) {
+  if (!is_decimal_timestamp(timestamp) || token.empty() || token.size() > k_max_signature_field_bytes || !received) {
     return SignatureCheck::malformed;
   }
 

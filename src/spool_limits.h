@@ -71,4 +71,8 @@ inline constexpr std::size_t k_max_form_part_header_lines = 256;
 // levels. Deeper values are kept as text and not parsed (see parsed_format.cpp).
 inline constexpr int k_max_json_depth = 32;
 
+// The signature fields are short (a 10-digit timestamp, a 50-character token, 64 hex
+// digits); the signature check rejects a token longer than this.
+inline constexpr std::size_t k_max_signature_field_bytes = 1024;
+
 }  // namespace mgspool

@@ -143,3 +143,14 @@ def test_token_record_fails_after_publishing(context):
     assert "recording its token failed" in log
     assert len(harness.messages_in(spool)) == 1
     assert harness.messages_in(spool, "tmp") == []
+
+
+def test_unsigned_request_writes_no_files(context):
+    # The signature is checked before any part is written: were the attachment written and
+    # synced first, the failing fsync would turn this 403 into a 500.
+    spool = context.make_spool()
+    body = raw_request("token-unsigned").replace(b"signature=", b"signature=0", 1)
+    status, log = post(spool, body, ("fsync", "/message.eml"))
+    assert status == 403, log
+    assert harness.messages_in(spool) == []
+    assert harness.messages_in(spool, "tmp") == []
