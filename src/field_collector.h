@@ -41,6 +41,7 @@ class FieldCollector : public FieldSink {
 
   // Bodies and file parts written so far, in request order (their `path` is the field name).
   std::vector<PartRecord>& parts() { return m_parts; }
+  const std::vector<PartRecord>& parts() const { return m_parts; }
 
   // Field names of file parts, parallel to parts() for attachments.
   bool has_raw_message() const { return m_raw_message_seen; }

@@ -145,6 +145,19 @@ void parse_form(int fd, const std::string& media_type, const std::string& conten
   }
 }
 
+// Returns true for a form that Mailgun's legacy (form-encoded) event webhooks send: an
+// "event" field, and none of the fields every route POST carries.
+bool is_legacy_event_webhook(const FieldCollector& collector) {
+  if (collector.values_of("event").empty() || collector.has_raw_message()) {
+    return false;
+  }
+  if (!collector.values_of("message-url").empty()) {
+    return false;
+  }
+  return std::none_of(collector.parts().begin(), collector.parts().end(),
+                      [](const PartRecord& part) { return part.role == "body-plain" || part.role == "body-html"; });
+}
+
 UniqueFd create_body_file(const StagingDirectory& staging) {
   // Read and write: the parsers read the body back from this file.
   int fd = ::openat(staging.fd(), k_request_body_file, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -287,6 +300,12 @@ Outcome RequestHandler::process(RequestIo& io, RequestSummary& summary) {
 
   FieldCollector collector(staging.fd());
   parse_form(body.get(), media_type, *content_type, collector);
+  if (is_legacy_event_webhook(collector)) {
+    summary.format = "event";
+    log_request_warning(summary.request_id,
+                        "event webhook received on the inbound route; configure event webhooks with another URL");
+    return Outcome::event_webhook;
+  }
   std::optional<std::string> token = single_value(collector, "token");
 
   // Requests with the same token serialise here; the later ones find the first one's record.

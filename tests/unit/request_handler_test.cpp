@@ -315,3 +315,21 @@ TEST_CASE("handler stores raw mime") {
     CHECK(field[0] != "body-plain");
   }
 }
+
+TEST_CASE("handler legacy event webhook form") {
+  Fixture fixture;
+  FakeRequest event = signed_post("token-event");
+  // A form-encoded event webhook: an event field and no message.
+  std::string timestamp = now_text();
+  event.body = "event=delivered&recipient=alice%40example.net&timestamp=" + timestamp +
+               "&token=token-event&signature=" + mgspool::hmac_sha256_hex(k_key, timestamp + "token-event");
+  event.params["CONTENT_LENGTH"] = std::to_string(event.body.size());
+  CHECK(fixture.run(event) == Outcome::event_webhook);
+  CHECK(event.response.rfind("Status: 406", 0) == 0);
+  CHECK(fixture.entries("new").empty());
+  CHECK(fixture.entries("tmp").empty());
+
+  // A route POST whose message happens to carry an "event" field is still stored.
+  FakeRequest message = signed_post("token-message", k_key, "&event=party");
+  CHECK(fixture.run(message) == Outcome::stored);
+}
