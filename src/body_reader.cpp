@@ -33,6 +33,11 @@ std::optional<std::uint64_t> parse_content_length(const std::optional<std::strin
 
 std::uint64_t copy_body_to_file(RequestIo& io, int fd, std::optional<std::uint64_t> content_length,
                                 std::uint64_t max_request_bytes) {
+  // NOTE: without a content length the end of input is taken as the end of the body. A
+  // multipart form that was cut short is caught by its missing closing delimiter; a cut
+  // urlencoded body cannot be told from a whole one. Mailgun sends a Content-Length, and
+  // nginx and mod_fcgid buffer the whole body, so only a chunked upload through mod_cgid or
+  // mod_proxy_fcgi reaches this path.
   std::vector<char> buffer(k_io_buffer_bytes);
   std::uint64_t total = 0;
   for (;;) {
