@@ -77,6 +77,7 @@ integration-tests: $(BUILD)/mailgun-spool $(BUILD)/fault-inject.so
 check: deps
 	$(MAKE) -j$(JOBS) all $(BUILD)/unit-tests $(BUILD)/fault-inject.so
 	$(BUILD)/unit-tests
+	$(MAKE) -j$(JOBS) fuzz-regressions
 	python3 tests/run_integration.py
 
 demo: deps
@@ -134,8 +135,8 @@ uninstall:
 	  echo "uninstall: $$manifest is missing; the folders install created are left in place"; \
 	fi
 
-# Fuzz targets (clang and libFuzzer; Debian packages clang and libclang-rt-14-dev, which
-# make check does not need). make fuzz builds one binary per fuzz/*_fuzzer.cpp with the
+# Fuzz targets (clang and libFuzzer, from Debian's clang and libclang-rt-14-dev; make check
+# replays the seeds and regressions through them). make fuzz builds one binary per fuzz/*_fuzzer.cpp with the
 # library compiled again under AddressSanitizer and UBSan; make fuzz-run runs each for
 # FUZZ_SECONDS, and -j2 runs two at a time. New inputs go to build/fuzz/corpus/TARGET,
 # crashes to build/fuzz/artifacts/TARGET. make fuzz-regressions replays the saved
