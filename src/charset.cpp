@@ -8,17 +8,11 @@
 #include <cstdint>
 #include <utility>
 
+#include "ascii.h"
+
 namespace mgspool {
 
 namespace {
-
-std::string to_lower_ascii(std::string_view text) {
-  std::string lower(text);
-  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) {
-    return static_cast<char>(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
-  });
-  return lower;
-}
 
 std::string_view trim_label(std::string_view label) {
   auto is_trimmed = [](char c) { return c == ' ' || c == '\t' || c == '"' || c == '\'' || c == '\r' || c == '\n'; };

@@ -10,6 +10,7 @@
 #include <new>
 #include <nlohmann/json.hpp>
 
+#include "file_io.h"
 #include "request_error.h"
 #include "spool_limits.h"
 
@@ -161,24 +162,7 @@ EventWebhookBody inspect_event_webhook(std::string_view json_text) {
 
 EventWebhookBody inspect_event_webhook_file(int fd) {
   std::string text;
-  auto buffer = std::make_unique<char[]>(k_io_buffer_bytes);
-  off_t offset = 0;
-
-  for (;;) {
-    ssize_t count = ::pread(fd, buffer.get(), k_io_buffer_bytes, offset);
-    if (count < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      throw_system_error("read JSON request body", errno);
-    }
-    if (count == 0) {
-      break;
-    }
-    text.append(buffer.get(), static_cast<std::size_t>(count));
-    offset += count;
-  }
-
+  read_chunks(fd, "JSON request body", [&](std::string_view chunk) { text.append(chunk); });
   return inspect_event_webhook(text);
 }
 

@@ -1,6 +1,7 @@
 #include "file_io.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <openssl/evp.h>
 #include <unistd.h>
 
@@ -103,6 +104,37 @@ void write_new_file_at(int dir_fd, const std::string& name, std::string_view byt
   fd.close_checked(name);
 }
 
+void read_chunks(int fd, const std::string& what, const std::function<void(std::string_view)>& consume) {
+  std::vector<char> buffer(k_io_buffer_bytes);
+  off_t offset = 0;
+  for (;;) {
+    ssize_t count = ::pread(fd, buffer.data(), buffer.size(), offset);
+    if (count < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      throw_system_error("read " + what, errno);
+    }
+    if (count == 0) {
+      return;
+    }
+    consume(std::string_view(buffer.data(), static_cast<std::size_t>(count)));
+    offset += count;
+  }
+}
+
+bool is_still_linked_at(int dir_fd, const std::string& name, int fd) {
+  struct stat opened {};
+  struct stat linked {};
+  if (::fstat(fd, &opened) != 0 || opened.st_nlink == 0) {
+    return false;
+  }
+  if (::fstatat(dir_fd, name.c_str(), &linked, AT_SYMLINK_NOFOLLOW) != 0) {
+    return false;
+  }
+  return opened.st_dev == linked.st_dev && opened.st_ino == linked.st_ino;
+}
+
 namespace {
 
 struct DigestContextDeleter {
@@ -144,22 +176,9 @@ std::string sha256_hex(std::string_view bytes) {
 
 std::string sha256_hex_of_fd(int fd) {
   DigestContext context = new_sha256_context();
-  std::vector<char> buffer(k_io_buffer_bytes);
-  off_t offset = 0;
-  for (;;) {
-    ssize_t count = ::pread(fd, buffer.data(), buffer.size(), offset);
-    if (count < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      throw_system_error("read for checksum", errno);
-    }
-    if (count == 0) {
-      break;
-    }
-    EVP_DigestUpdate(context.get(), buffer.data(), static_cast<std::size_t>(count));
-    offset += count;
-  }
+  read_chunks(fd, "file for checksum", [&](std::string_view chunk) {
+    EVP_DigestUpdate(context.get(), chunk.data(), chunk.size());
+  });
   return finish_hex(context.get());
 }
 

@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -52,6 +53,15 @@ UniqueFd create_file_at(int dir_fd, const std::string& name, mode_t mode);
 
 // Writes bytes into a new file, fsyncs it and closes it with the result checked.
 void write_new_file_at(int dir_fd, const std::string& name, std::string_view bytes, mode_t mode);
+
+// Reads the file behind fd from offset 0 to its end, in chunks of k_io_buffer_bytes, and
+// passes each chunk to consume. Throws RequestError, naming what, when a read fails.
+void read_chunks(int fd, const std::string& what, const std::function<void(std::string_view)>& consume);
+
+// Returns true when name in dir_fd is still the entry open as fd: the same device and
+// inode, and not unlinked. Checked after taking an flock, because another process may have
+// removed the entry while this one waited for the lock.
+bool is_still_linked_at(int dir_fd, const std::string& name, int fd);
 
 // Returns the lowercase hex SHA-256 of the whole file behind fd, read from offset 0.
 std::string sha256_hex_of_fd(int fd);

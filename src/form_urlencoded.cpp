@@ -6,6 +6,8 @@
 #include <memory>
 #include <string>
 
+#include "ascii.h"
+#include "file_io.h"
 #include "form.h"
 #include "request_error.h"
 #include "spool_limits.h"
@@ -13,19 +15,6 @@
 namespace mgspool {
 
 namespace {
-
-int hex_digit_value(char digit) {
-  if (digit >= '0' && digit <= '9') {
-    return digit - '0';
-  }
-  if (digit >= 'a' && digit <= 'f') {
-    return digit - 'a' + 10;
-  }
-  if (digit >= 'A' && digit <= 'F') {
-    return digit - 'A' + 10;
-  }
-  return -1;
-}
 
 }  // namespace
 
@@ -150,24 +139,7 @@ void UrlencodedDecoder::flush_value() {
 
 void parse_urlencoded_file(int fd, FieldSink& sink) {
   UrlencodedDecoder decoder(sink);
-  auto buffer = std::make_unique<char[]>(k_io_buffer_bytes);
-  off_t offset = 0;
-
-  for (;;) {
-    ssize_t count = ::pread(fd, buffer.get(), k_io_buffer_bytes, offset);
-    if (count < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      throw_system_error("read urlencoded request body", errno);
-    }
-    if (count == 0) {
-      break;
-    }
-    decoder.feed(std::string_view(buffer.get(), static_cast<std::size_t>(count)));
-    offset += count;
-  }
-
+  read_chunks(fd, "urlencoded request body", [&](std::string_view chunk) { decoder.feed(chunk); });
   decoder.finish();
 }
 

@@ -8,6 +8,7 @@
 #include <array>
 #include <optional>
 
+#include "ascii.h"
 #include "request_error.h"
 #include "spool_limits.h"
 
@@ -37,19 +38,6 @@ Digest hmac_sha256(std::string_view key, std::string_view message) {
     throw RequestError(Outcome::local_failure, "HMAC-SHA256 computation failed in OpenSSL");
   }
   return digest;
-}
-
-int hex_digit_value(char digit) {
-  if (digit >= '0' && digit <= '9') {
-    return digit - '0';
-  }
-  if (digit >= 'a' && digit <= 'f') {
-    return digit - 'a' + 10;
-  }
-  if (digit >= 'A' && digit <= 'F') {
-    return digit - 'A' + 10;
-  }
-  return -1;
 }
 
 // Decodes 64 hex digits of either case; nullopt for any other shape.

@@ -115,19 +115,6 @@ CreatedDirectory open_or_create_directory_at(int dir_fd, const std::string& name
   return result;
 }
 
-// Returns whether name in dir_fd is still the file or directory open as fd.
-bool is_still_linked_at(int dir_fd, const std::string& name, int fd) {
-  struct stat opened {};
-  struct stat linked {};
-  if (::fstat(fd, &opened) != 0 || opened.st_nlink == 0) {
-    return false;
-  }
-  if (::fstatat(dir_fd, name.c_str(), &linked, AT_SYMLINK_NOFOLLOW) != 0) {
-    return false;
-  }
-  return opened.st_dev == linked.st_dev && opened.st_ino == linked.st_ino;
-}
-
 bool remove_tree_contents(int dir_fd, int depth) noexcept;
 
 // Removes name from dir_fd: a directory with its contents, anything else with unlink.

@@ -48,19 +48,6 @@ bool is_older_than(const struct stat& info, std::int64_t cutoff_seconds) {
   return static_cast<std::int64_t>(info.st_mtim.tv_sec) < cutoff_seconds;
 }
 
-// Returns whether name in dir_fd is still the file open as fd.
-bool is_still_linked_at(int dir_fd, const std::string& name, int fd) {
-  struct stat opened {};
-  struct stat linked {};
-  if (::fstat(fd, &opened) != 0 || opened.st_nlink == 0) {
-    return false;
-  }
-  if (::fstatat(dir_fd, name.c_str(), &linked, AT_SYMLINK_NOFOLLOW) != 0) {
-    return false;
-  }
-  return opened.st_dev == linked.st_dev && opened.st_ino == linked.st_ino;
-}
-
 // Removes the lock file name if it is old and no process holds its lock. Unlinking while
 // holding the lock is safe, because TokenStore::lock checks, after its flock, that its file is still linked.
 void remove_idle_lock_file(int locks_fd, const std::string& name, std::int64_t cutoff_seconds) {
