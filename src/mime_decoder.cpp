@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <tuple>
 #include <mutex>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "file_io.h"
 #include "filename.h"
 #include "gobject_ptr.h"
+#include "header_scan.h"
 #include "header_text.h"
 #include "mime_parameters.h"
 #include "part_writer.h"
@@ -203,12 +205,13 @@ struct ParsedFile {
   GObjectPtr<GMimeParser> parser;
 };
 
-// Parses fd from start_offset to its end.
-ParsedFile open_parser(UniqueFd fd, std::size_t start_offset = 0) {
+// Parses fd from start_offset to end_offset, or to its end when end_offset is nullopt.
+ParsedFile open_parser(UniqueFd fd, std::uint64_t start_offset = 0, std::optional<std::uint64_t> end_offset = {}) {
   ParsedFile parsed;
   parsed.fd = std::move(fd);
+  gint64 end = end_offset ? static_cast<gint64>(*end_offset) : -1;
   parsed.stream = GObjectPtr<GMimeStream>::adopt(
-      g_mime_stream_fs_new_with_bounds(parsed.fd.get(), static_cast<gint64>(start_offset), -1));
+      g_mime_stream_fs_new_with_bounds(parsed.fd.get(), static_cast<gint64>(start_offset), end));
   g_mime_stream_fs_set_owner(GMIME_STREAM_FS(parsed.stream.get()), FALSE);
   parsed.parser = GObjectPtr<GMimeParser>::adopt(g_mime_parser_new_with_stream(parsed.stream.get()));
   g_mime_parser_set_persist_stream(parsed.parser.get(), TRUE);
@@ -224,6 +227,7 @@ struct HeaderAt {
 void collect_headers(GMimeObject* object, std::vector<HeaderAt>& headers) {
   GMimeHeaderList* list = object != nullptr ? g_mime_object_get_header_list(object) : nullptr;
   int count = list != nullptr ? g_mime_header_list_get_count(list) : 0;
+  headers.reserve(headers.size() + static_cast<std::size_t>(count));
   for (int i = 0; i < count; ++i) {
     GMimeHeader* header = g_mime_header_list_get_header_at(list, i);
     const char* name = g_mime_header_get_name(header);
@@ -234,19 +238,21 @@ void collect_headers(GMimeObject* object, std::vector<HeaderAt>& headers) {
 }
 
 // GMime keeps the Content-* fields of the top level in the MIME part's own list, so
-// the header offsets merge both lists back into the order of the file.
-HeaderList top_level_headers(GMimeMessage* message) {
+// the header offsets merge both lists back into the order of the file. Returns the first
+// k_max_recorded_headers fields and the number of fields in the header.
+std::pair<HeaderList, std::size_t> top_level_headers(GMimeMessage* message) {
   std::vector<HeaderAt> headers;
   collect_headers(GMIME_OBJECT(message), headers);
   collect_headers(g_mime_message_get_mime_part(message), headers);
   std::stable_sort(headers.begin(), headers.end(),
                    [](const HeaderAt& a, const HeaderAt& b) { return a.offset < b.offset; });
   HeaderList list;
-  list.reserve(headers.size());
-  for (HeaderAt& header : headers) {
-    list.emplace_back(std::move(header.name), std::move(header.value));
+  std::size_t recorded = std::min(headers.size(), k_max_recorded_headers);
+  list.reserve(recorded);
+  for (std::size_t i = 0; i < recorded; ++i) {
+    list.emplace_back(std::move(headers[i].name), std::move(headers[i].value));
   }
-  return list;
+  return {std::move(list), headers.size()};
 }
 
 // The charset of the first text part that declares one other than us-ascii: the best
@@ -291,6 +297,8 @@ class MessageDecoder {
 
   void add_defect(std::string text);
   ParserOptions make_parser_options();
+  std::optional<std::uint64_t> check_header_limits(int fd, std::uint64_t start_offset, const std::string& name,
+                                                   const std::string& where, bool& nothing_to_parse);
 
   void walk(GMimeObject* toplevel, const std::string& prefix);
   void visit(GMimePartIter* iter, const std::string& prefix);
@@ -351,12 +359,37 @@ ParserOptions MessageDecoder::make_parser_options() {
   return options;
 }
 
+// Scans the header blocks of fd from start_offset before GMime parses them. Returns the
+// offset GMime's input must end at when a header limit is exceeded (recording a defect),
+// and sets nothing_to_parse when that is the start, because the first header is too large.
+std::optional<std::uint64_t> MessageDecoder::check_header_limits(int fd, std::uint64_t start_offset,
+                                                                 const std::string& name, const std::string& where,
+                                                                 bool& nothing_to_parse) {
+  std::optional<HeaderLimitViolation> violation = scan_header_blocks(fd, start_offset, name);
+  nothing_to_parse = violation && violation->parse_end <= start_offset;
+  if (!violation) {
+    return std::nullopt;
+  }
+  std::string consequence = nothing_to_parse ? where + " was not decoded"
+                                             : where + " was decoded only up to byte " +
+                                                   std::to_string(violation->parse_end) + " and no part after it";
+  add_defect("header limit exceeded: " + violation->description + "; " + consequence);
+  return violation->parse_end;
+}
+
 DecodedMessage MessageDecoder::decode(UniqueFd eml, std::size_t start_offset) {
   if (start_offset > 0) {
     add_defect(std::to_string(start_offset) + " bytes of blank lines before the header were skipped");
   }
+  bool nothing_to_parse = false;
+  std::optional<std::uint64_t> parse_end =
+      check_header_limits(eml.get(), start_offset, "message.eml", "the message", nothing_to_parse);
+  if (nothing_to_parse) {
+    return std::move(m_result);
+  }
+
   ParserOptions options = make_parser_options();
-  ParsedFile parsed = open_parser(std::move(eml), start_offset);
+  ParsedFile parsed = open_parser(std::move(eml), start_offset, parse_end);
   g_mime_parser_set_format(parsed.parser.get(), GMIME_FORMAT_MESSAGE);
   auto message = GObjectPtr<GMimeMessage>::adopt(g_mime_parser_construct_message(parsed.parser.get(), options.get()));
   if (!message) {
@@ -364,7 +397,12 @@ DecodedMessage MessageDecoder::decode(UniqueFd eml, std::size_t start_offset) {
     return std::move(m_result);
   }
 
-  m_result.headers = top_level_headers(message.get());
+  std::size_t header_count = 0;
+  std::tie(m_result.headers, header_count) = top_level_headers(message.get());
+  if (header_count > m_result.headers.size()) {
+    add_defect("the top-level header has " + std::to_string(header_count) + " fields: only the first " +
+               std::to_string(m_result.headers.size()) + " were recorded");
+  }
   m_fallback_charset = text_parts_charset(message.get());
   m_result.subject = decoded_header(GMIME_OBJECT(message.get()), "Subject", m_fallback_charset);
   m_result.from = decoded_header(GMIME_OBJECT(message.get()), "From", m_fallback_charset);
@@ -461,8 +499,15 @@ bool MessageDecoder::repair_encoded_multipart(GMimeObject* multipart, const std:
     throw_system_error("remove " + temporary_name, errno);
   }
 
+  bool nothing_to_parse = false;
+  std::optional<std::uint64_t> parse_end =
+      check_header_limits(decoded.get(), 0, temporary_name, "the decoded body of " + where, nothing_to_parse);
+  if (nothing_to_parse) {
+    return true;
+  }
+
   ParserOptions options = make_parser_options();
-  ParsedFile parsed = open_parser(std::move(decoded));
+  ParsedFile parsed = open_parser(std::move(decoded), 0, parse_end);
   g_mime_parser_set_format(parsed.parser.get(), GMIME_FORMAT_MESSAGE);
   std::string saved_context = m_warning_context;
   m_warning_context = " of the decoded body of " + where;

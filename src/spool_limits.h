@@ -75,4 +75,27 @@ inline constexpr int k_max_json_depth = 32;
 // digits); the signature check rejects a token longer than this.
 inline constexpr std::size_t k_max_signature_field_bytes = 1024;
 
+// Limits on the header blocks of one raw message: the top-level header, each part's
+// header after a boundary delimiter and each attached message's header. GMime 3.2.13
+// builds every field and parameter in memory. A message with 2 million header fields
+// made the responder peak at 1.5 GB of RSS (an estimated 750 bytes per field). One
+// Content-Type with 100,000 parameters took 90 s to decode, growing quadratically. So
+// GMime is not given a message from the part that exceeds a limit on. Real mail stays far
+// below: a top-level header has tens to a few hundred fields and tens of kilobytes
+// (sendmail's default limit is 32 KiB for all headers, Stalwart's 512 KiB), and a field
+// has a handful of parameters.
+inline constexpr std::size_t k_max_header_block_bytes = 1024 * 1024;
+inline constexpr std::size_t k_max_header_block_fields = 10000;
+// Parameters are counted as the ';' in a Content-Type or Content-Disposition field, so
+// one inside a quoted value counts too.
+inline constexpr std::size_t k_max_header_field_parameters = 1000;
+// Sums over all header blocks of a message. They leave room for k_max_mime_parts parts
+// with a few fields each and keep GMime's share of the decoder's memory near 30 MB.
+inline constexpr std::size_t k_max_message_header_bytes = 4 * 1024 * 1024;
+inline constexpr std::size_t k_max_message_header_fields = 30000;
+inline constexpr std::size_t k_max_message_header_parameters = 20000;
+
+// Top-level header fields copied into meta.json; the rest are counted in a defect.
+inline constexpr std::size_t k_max_recorded_headers = 1000;
+
 }  // namespace mgspool

@@ -620,6 +620,9 @@ TEST_CASE("decoder corpus messages") {
     write_message(run.directory.path(), mgspool::testing::read_file(corpus / row.path));
     REQUIRE_NOTHROW(decode_into(run));
     check_directory_invariants(run);
+    for (const std::string& defect : run.message.defects) {
+      CHECK(defect.find("header limit exceeded") == std::string::npos);
+    }
 
     bool is_number = !row.expected_attachments.empty() &&
                      std::all_of(row.expected_attachments.begin(), row.expected_attachments.end(),
@@ -750,4 +753,234 @@ TEST_CASE("decoder corrupt tnef kept") {
   REQUIRE_FALSE(run.message.parts.empty());
   CHECK(run.message.parts[0].size == tnef.size());
   check_directory_invariants(run);
+}
+
+namespace {
+
+bool has_defect_containing(const DecodedMessage& message, const std::string& text) {
+  return std::any_of(message.defects.begin(), message.defects.end(),
+                     [&](const std::string& defect) { return defect.find(text) != std::string::npos; });
+}
+
+std::string header_lines(std::size_t count) {
+  std::string lines;
+  for (std::size_t i = 0; i < count; ++i) {
+    lines += "X-Line: " + std::to_string(i) + "\r\n";
+  }
+  return lines;
+}
+
+std::string content_type_with_parameters(std::size_t count) {
+  std::string value = "Content-Type: text/plain";
+  for (std::size_t i = 0; i < count; ++i) {
+    value += "; p" + std::to_string(i) + "=v";
+  }
+  return value + "\r\n";
+}
+
+template <typename Run>
+void check_message_kept(const Run& run, const std::string& raw) {
+  CHECK(mgspool::testing::read_file(run.file("message.eml")) == raw);
+}
+
+}  // namespace
+
+TEST_CASE("decoder top-level header too many fields") {
+  const std::string raw = "Subject: many\r\n" + header_lines(mgspool::k_max_header_block_fields + 10) + "\r\nbody\r\n";
+  DecodeRun run;
+  write_message(run.directory.path(), raw);
+  CHECK_NOTHROW(decode_into(run));
+
+  CHECK(run.message.parts.empty());
+  CHECK(run.message.headers.empty());
+  CHECK_FALSE(run.message.subject.has_value());
+  CHECK(has_defect_containing(run.message, "header limit exceeded: the top-level header at byte 0 has " +
+                                               std::to_string(mgspool::k_max_header_block_fields + 11) + " fields"));
+  CHECK(has_defect_containing(run.message, "fields per header block; the message was not decoded"));
+  check_message_kept(run, raw);
+  check_directory_invariants(run);
+}
+
+TEST_CASE("decoder top-level header too many bytes") {
+  const std::string raw = "Subject: long\r\nX-Long: " + std::string(mgspool::k_max_header_block_bytes, 'a') +
+                          "\r\n\r\nbody\r\n";
+  DecodeRun run;
+  write_message(run.directory.path(), raw);
+  CHECK_NOTHROW(decode_into(run));
+
+  CHECK(run.message.parts.empty());
+  CHECK(has_defect_containing(run.message, "bytes per header block; the message was not decoded"));
+  check_message_kept(run, raw);
+  check_directory_invariants(run);
+}
+
+TEST_CASE("decoder content type too many parameters") {
+  const std::string raw = "Subject: parameters\r\n" +
+                          content_type_with_parameters(mgspool::k_max_header_field_parameters + 1) + "\r\nbody\r\n";
+  DecodeRun run;
+  write_message(run.directory.path(), raw);
+  CHECK_NOTHROW(decode_into(run));
+
+  CHECK(run.message.parts.empty());
+  CHECK(has_defect_containing(run.message, "up to " + std::to_string(mgspool::k_max_header_field_parameters + 1) +
+                                               " parameters in one field"));
+  CHECK(has_defect_containing(run.message, "parameters per field"));
+  check_message_kept(run, raw);
+}
+
+TEST_CASE("decoder parameters at the limit accepted") {
+  const std::string raw = "Subject: parameters\r\n" +
+                          content_type_with_parameters(mgspool::k_max_header_field_parameters) + "\r\nbody\r\n";
+  DecodeRun run;
+  write_message(run.directory.path(), raw);
+  decode_into(run);
+
+  CHECK_FALSE(has_defect_containing(run.message, "header limit exceeded"));
+  REQUIRE(run.message.parts.size() == 1);
+  CHECK(mgspool::testing::read_file(run.file("body-plain.txt")) == "body\r\n");
+}
+
+TEST_CASE("decoder oversized part header keeps earlier parts") {
+  const std::string raw = with_crlf(
+      "Subject: parts\n"
+      "Content-Type: multipart/mixed; boundary=\"b\"\n"
+      "\n"
+      "--b\n"
+      "Content-Type: text/plain\n"
+      "\n"
+      "first\n"
+      "--b\n") + header_lines(mgspool::k_max_header_block_fields + 1) + with_crlf(
+      "Content-Type: application/pdf; name=\"big.pdf\"\n"
+      "\n"
+      "second\n"
+      "--b\n"
+      "Content-Type: application/pdf; name=\"third.pdf\"\n"
+      "\n"
+      "third\n"
+      "--b--\n");
+  DecodeRun run;
+  write_message(run.directory.path(), raw);
+  CHECK_NOTHROW(decode_into(run));
+
+  REQUIRE(run.message.parts.size() == 1);
+  CHECK(run.message.parts[0].file == "body-plain.txt");
+  CHECK(mgspool::testing::read_file(run.file("body-plain.txt")) == "first");
+  CHECK(run.message.subject == std::optional<std::string>("parts"));
+  std::size_t second_delimiter = raw.find("\r\n--b\r\nX-Line");
+  CHECK(has_defect_containing(run.message, "the header of the part at byte " + std::to_string(second_delimiter + 7)));
+  CHECK(has_defect_containing(run.message, "decoded only up to byte " + std::to_string(second_delimiter)));
+  check_message_kept(run, raw);
+  check_directory_invariants(run);
+}
+
+TEST_CASE("decoder oversized attached message header") {
+  const std::string raw = with_crlf(
+      "Subject: forward\n"
+      "Content-Type: multipart/mixed; boundary=\"b\"\n"
+      "\n"
+      "--b\n"
+      "Content-Type: text/plain\n"
+      "\n"
+      "see attached\n"
+      "--b\n"
+      "Content-Type: message/rfc822\n"
+      "\n") + header_lines(mgspool::k_max_header_block_fields + 1) + with_crlf(
+      "\n"
+      "inner body\n"
+      "--b--\n");
+  DecodeRun run;
+  write_message(run.directory.path(), raw);
+  CHECK_NOTHROW(decode_into(run));
+
+  REQUIRE(run.message.parts.size() == 1);
+  CHECK(mgspool::testing::read_file(run.file("body-plain.txt")) == "see attached");
+  CHECK(has_defect_containing(run.message, "header limit exceeded: the header of the attached message at byte"));
+  check_message_kept(run, raw);
+  check_directory_invariants(run);
+}
+
+TEST_CASE("decoder header-like body lines accepted") {
+  // Lines that look like header fields in a body, an encoded attached message and a part
+  // without an empty line before the next delimiter are not header blocks to GMime.
+  std::string encoded_message;
+  for (std::size_t i = 0; i < 30000; ++i) {
+    encoded_message += base64_encode("X-Inner-" + std::to_string(i) + ": value\r\n") + "\r\n";
+  }
+  const std::string raw = with_crlf(
+      "Subject: lookalikes\n"
+      "Content-Type: multipart/mixed; boundary=\"b\"\n"
+      "\n"
+      "--b\n"
+      "Content-Type: text/plain\n"
+      "\n") + header_lines(mgspool::k_max_header_block_fields + 1) + with_crlf(
+      "--b\n"
+      "Content-Type: message/rfc822\n"
+      "Content-Transfer-Encoding: base64\n"
+      "\n") + encoded_message + with_crlf(
+      "--b\n"
+      "Content-Type: application/octet-stream\n"
+      "--b\n"
+      "Content-Type: application/pdf; name=\"last.pdf\"\n"
+      "\n"
+      "last\n"
+      "--b--\n");
+  DecodeRunIn<TmpfsScratchDirectory> run;
+  write_message(run.directory.path(), raw);
+  decode_into(run);
+
+  CHECK_FALSE(has_defect_containing(run.message, "header limit exceeded"));
+  REQUIRE(run.message.parts.size() == 4);
+  CHECK(run.message.parts[3].filename == std::optional<std::string>("last.pdf"));
+  check_directory_invariants(run);
+}
+
+TEST_CASE("decoder message header field total") {
+  const std::size_t fields_per_part = 1000;
+  const std::size_t parts = mgspool::k_max_message_header_fields / fields_per_part + 1;
+  std::string raw = "Subject: totals\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n";
+  for (std::size_t i = 0; i < parts; ++i) {
+    raw += "--b\r\n" + header_lines(fields_per_part - 1) + "Content-Type: application/octet-stream\r\n\r\nx\r\n";
+  }
+  raw += "--b--\r\n";
+  DecodeRunIn<TmpfsScratchDirectory> run;
+  write_message(run.directory.path(), raw);
+  CHECK_NOTHROW(decode_into(run));
+
+  CHECK(has_defect_containing(run.message, "header fields per message"));
+  CHECK(run.message.parts.size() == parts - 2);
+  check_message_kept(run, raw);
+  check_directory_invariants(run);
+}
+
+TEST_CASE("decoder encoded multipart header limit") {
+  std::string inner = "--i\r\n" + header_lines(mgspool::k_max_header_block_fields + 1) +
+                      "Content-Type: text/plain\r\n\r\nhidden\r\n--i--\r\n";
+  const std::string raw = "Subject: encoded\r\n"
+                          "Content-Type: multipart/mixed; boundary=\"i\"\r\n"
+                          "Content-Transfer-Encoding: base64\r\n"
+                          "\r\n" + base64_encode(inner) + "\r\n";
+  DecodeRunIn<TmpfsScratchDirectory> run;
+  write_message(run.directory.path(), raw);
+  CHECK_NOTHROW(decode_into(run));
+
+  CHECK(has_defect_containing(run.message, "the decoded body of the top-level multipart was"));
+  CHECK(run.message.parts.empty());
+  check_message_kept(run, raw);
+  check_directory_invariants(run);
+}
+
+TEST_CASE("decoder recorded headers capped") {
+  const std::size_t fields = mgspool::k_max_recorded_headers + 200;
+  const std::string raw = "Subject: capped\r\n" + header_lines(fields - 1) + "\r\nbody\r\n";
+  DecodeRun run;
+  write_message(run.directory.path(), raw);
+  decode_into(run);
+
+  CHECK(run.message.headers.size() == mgspool::k_max_recorded_headers);
+  CHECK(run.message.headers.front().first == "Subject");
+  CHECK(run.message.headers.back().second == std::to_string(mgspool::k_max_recorded_headers - 2));
+  CHECK(has_defect_containing(run.message, "the top-level header has " + std::to_string(fields) +
+                                               " fields: only the first " +
+                                               std::to_string(mgspool::k_max_recorded_headers) + " were recorded"));
+  CHECK(find_role(run.message, "body-plain") != nullptr);
 }
