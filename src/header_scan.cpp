@@ -75,6 +75,7 @@ bool hides_lines(const std::string& encoding) {
 
 // Sizes of all header blocks read so far.
 struct Totals {
+  std::uint64_t blocks = 0;
   std::uint64_t bytes = 0;
   std::uint64_t fields = 0;
   std::uint64_t parameters = 0;
@@ -310,6 +311,8 @@ void HeaderBlockScanner::start_block(std::uint64_t offset, std::uint64_t parse_e
   m_block.offset = offset;
   m_block.parse_end = parse_end;
   m_block.kind = std::move(kind);
+  ++m_totals.blocks;
+  check_limits();
 }
 
 void HeaderBlockScanner::end_block(std::uint64_t next_offset, bool blank_line) {
@@ -360,6 +363,9 @@ void HeaderBlockScanner::check_limits() {
     m_exceeded_limit = "the limit of " + std::to_string(k_max_header_block_fields) + " fields per header block";
   } else if (m_field_parameters > k_max_header_field_parameters) {
     m_exceeded_limit = "the limit of " + std::to_string(k_max_header_field_parameters) + " parameters per field";
+  } else if (m_totals.blocks > k_max_message_header_blocks) {
+    m_exceeded_limit = "the limit of " + std::to_string(k_max_message_header_blocks) + " header blocks per message";
+    m_exceeded_message_total = true;
   } else if (m_totals.bytes > k_max_message_header_bytes) {
     m_exceeded_limit = "the limit of " + std::to_string(k_max_message_header_bytes) + " header bytes per message";
     m_exceeded_message_total = true;
@@ -386,7 +392,8 @@ std::string HeaderBlockScanner::describe_violation() const {
     text += ", up to " + count_of(m_block.max_field_parameters, "parameter") + " in one field";
   }
   if (m_exceeded_message_total) {
-    text += ", and the header blocks up to its end have " + count_of(m_totals.fields, "field") + " in " +
+    text += ", and the " + count_of(m_totals.blocks, "header block") + " up to its end have " +
+            count_of(m_totals.fields, "field") + " in " +
             count_of(m_totals.bytes, "byte") + " with " + count_of(m_totals.parameters, "parameter");
   }
   return text + ": more than " + m_exceeded_limit;

@@ -984,3 +984,19 @@ TEST_CASE("decoder recorded headers capped") {
                                                std::to_string(mgspool::k_max_recorded_headers) + " were recorded"));
   CHECK(find_role(run.message, "body-plain") != nullptr);
 }
+
+TEST_CASE("decoder header block count limit") {
+  std::string raw = "Subject: parts\r\nContent-Type: multipart/mixed; boundary=\"p\"\r\n\r\n";
+  for (std::size_t i = 0; i < mgspool::k_max_message_header_blocks + 10; ++i) {
+    raw += "--p\r\n\r\nx\r\n";
+  }
+  raw += "--p--\r\n";
+  DecodeRunIn<TmpfsScratchDirectory> run;
+  write_message(run.directory.path(), raw);
+  CHECK_NOTHROW(decode_into(run));
+
+  CHECK(has_defect_containing(run.message, "header blocks per message"));
+  CHECK(has_defect_containing(run.message, "MIME parts"));
+  CHECK(run.message.parts.size() == mgspool::k_max_mime_parts);
+  check_message_kept(run, raw);
+}
