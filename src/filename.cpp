@@ -4,6 +4,7 @@
 #include <array>
 #include <utility>
 
+#include "ascii.h"
 #include "charset.h"
 #include "mime_parameters.h"
 #include "spool_limits.h"
@@ -28,16 +29,6 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 10> k_extens
 
 // An extension longer than this is treated as part of the name by R6.
 constexpr std::size_t k_max_kept_extension_bytes = k_max_filename_bytes / 2;
-
-std::string to_lower_ascii(std::string_view text) {
-  std::string lower(text);
-  for (char& c : lower) {
-    if (c >= 'A' && c <= 'Z') {
-      c = static_cast<char>(c + ('a' - 'A'));
-    }
-  }
-  return lower;
-}
 
 std::string bare_content_type(std::string_view content_type) {
   std::string_view bare = content_type.substr(0, content_type.find(';'));

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <vector>
 
+#include "ascii.h"
 #include "charset.h"
 #include "file_io.h"
 #include "filename.h"
@@ -52,15 +53,6 @@ using PartIter = std::unique_ptr<GMimePartIter, PartIterDeleter>;
 std::string take_g_string(char* owned) {
   std::string text = owned != nullptr ? owned : "";
   g_free(owned);
-  return text;
-}
-
-std::string to_lower_ascii(std::string text) {
-  for (char& c : text) {
-    if (c >= 'A' && c <= 'Z') {
-      c = static_cast<char>(c + ('a' - 'A'));
-    }
-  }
   return text;
 }
 
