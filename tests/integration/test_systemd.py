@@ -10,11 +10,11 @@ import re
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import time
 
 import apache_server
+import fastcgi_client
 import harness
 import test_apache
 import test_install
@@ -22,70 +22,9 @@ import test_install
 KEY = "systemd-test-key"
 UNIT_NAMES = ["mailgun-spool.socket", "mailgun-spool.service", "mailgun-spool@.service"]
 
-# FastCGI record types and the responder role (FastCGI specification 1.0, section 8).
-FCGI_VERSION = 1
-FCGI_BEGIN_REQUEST = 1
-FCGI_END_REQUEST = 3
-FCGI_PARAMS = 4
-FCGI_STDIN = 5
-FCGI_STDOUT = 6
-FCGI_STDERR = 7
-FCGI_RESPONDER = 1
-FCGI_MAX_CONTENT_BYTES = 65535
-
-
-def fcgi_record(record_type, request_id, content=b""):
-    header = struct.pack("!BBHHBB", FCGI_VERSION, record_type, request_id, len(content), 0, 0)
-    return header + content
-
-
-def fcgi_length(length):
-    return bytes([length]) if length < 128 else struct.pack("!I", length | 0x80000000)
-
-
-def fcgi_params(params):
-    return b"".join(fcgi_length(len(name)) + fcgi_length(len(value)) + name + value
-                    for name, value in ((n.encode(), v.encode()) for n, v in params.items()))
-
-
-def fcgi_stream(record_type, request_id, data):
-    """Splits data into records of that type, then the empty record that ends the stream."""
-    records = [fcgi_record(record_type, request_id, data[offset:offset + FCGI_MAX_CONTENT_BYTES])
-               for offset in range(0, len(data), FCGI_MAX_CONTENT_BYTES)]
-    return b"".join(records) + fcgi_record(record_type, request_id)
-
-
-def read_exactly(connection, count):
-    data = b""
-    while len(data) < count:
-        piece = connection.recv(count - len(data))
-        if not piece:
-            raise AssertionError(f"the responder closed the connection after {len(data)} of {count} bytes")
-        data += piece
-    return data
-
-
-def fastcgi_request(socket_path, params, body, timeout_seconds=120):
+def fastcgi_request(socket_path, params, body):
     """Sends one FastCGI responder request; returns (status, headers, body) of the response."""
-    request_id = 1
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
-        connection.settimeout(timeout_seconds)
-        connection.connect(socket_path)
-        begin = struct.pack("!HB5x", FCGI_RESPONDER, 0)
-        connection.sendall(fcgi_record(FCGI_BEGIN_REQUEST, request_id, begin)
-                           + fcgi_stream(FCGI_PARAMS, request_id, fcgi_params(params))
-                           + fcgi_stream(FCGI_STDIN, request_id, body))
-        output = b""
-        while True:
-            _, record_type, _, length, padding = struct.unpack("!BBHHB", read_exactly(connection, 8)[:7])
-            content = read_exactly(connection, length + padding)[:length]
-            if record_type == FCGI_STDOUT:
-                output += content
-            elif record_type == FCGI_END_REQUEST:
-                break
-            elif record_type != FCGI_STDERR:
-                raise AssertionError(f"unexpected FastCGI record type {record_type}")
-    return harness.parse_cgi_output(output)
+    return harness.parse_cgi_output(fastcgi_client.post(socket_path, params, body))
 
 
 def post_params(content_type, body, with_length=True):
