@@ -11,7 +11,6 @@ import base64
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,37 +36,18 @@ _HTML_BODY = (b"<html><body><p>Hello,</p><p>the report is <b>attached</b>.</p>"
               + b"<p>" + b"lorem ipsum dolor sit amet " * 100 + b"</p></body></html>\r\n")
 
 
-class BenchFolder:
+class BenchFolder(harness.TestContext):
     """A temporary folder under /tmp that user nobody can traverse, with the cleanups to
-    run at the end; it has the path(), on_close() and start() that nginx_server.start uses."""
+    run at the end: a test context of the integration tests, outside their run folder."""
 
     def __init__(self, prefix):
-        self.dir = tempfile.mkdtemp(prefix=prefix)
-        os.chmod(self.dir, 0o755)
-        self._cleanups = []
-
-    def path(self, *parts):
-        return os.path.join(self.dir, *parts)
-
-    def on_close(self, function):
-        self._cleanups.append(function)
-
-    def start(self, command, **kwargs):
-        """Starts a process in its own process group and stops it by pid in close()."""
-        process = subprocess.Popen(command, start_new_session=True, **kwargs)
-        self.on_close(lambda: harness.stop_process_group(process.pid))
-        return process
+        super().__init__(prefix.rstrip("-"), parent=tempfile.gettempdir())
 
     def close(self, keep=False):
-        for function in reversed(self._cleanups):
-            try:
-                function()
-            except Exception as error:  # noqa: BLE001 - the other cleanups must still run
-                print(f"cleanup failed: {error}", file=sys.stderr)
         if keep:
+            self._keep = True
             print(f"kept {self.dir}")
-        else:
-            shutil.rmtree(self.dir, ignore_errors=True)
+        super().close()
 
     def copy_responder(self):
         """Copies build/mailgun-spool to a folder that user nobody can execute from."""

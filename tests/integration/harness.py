@@ -99,9 +99,9 @@ def chown_to_responder(path):
 class TestContext:
     """One test's temporary folder and the processes it started."""
 
-    def __init__(self, name):
+    def __init__(self, name, parent=None):
         self.name = name
-        self.dir = tempfile.mkdtemp(prefix=name.replace(".", "-") + "-", dir=run_root())
+        self.dir = tempfile.mkdtemp(prefix=name.replace(".", "-") + "-", dir=parent or run_root())
         os.chmod(self.dir, 0o755)
         self._cleanups = []
         self._keep = False
