@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <chrono>
 #include <ctime>
 
@@ -21,6 +20,7 @@
 #include "parsed_format.h"
 #include "request_error.h"
 #include "signature.h"
+#include "signature_fields.h"
 #include "spool.h"
 #include "spool_limits.h"
 #include "token_store.h"
@@ -88,54 +88,6 @@ std::optional<std::string> single_value(const FieldCollector& collector, const c
   }
   return values.front();
 }
-
-// Keeps the timestamp, token and signature fields of a form and nothing else.
-class SignatureFieldSink : public FieldSink {
- public:
-  void begin_field(const FieldHead& head) override {
-    m_current = nullptr;
-    for (Slot& slot : m_slots) {
-      if (!head.is_file && head.name == slot.name) {
-        ++slot.count;
-        slot.value.clear();
-        m_current = &slot;
-      }
-    }
-  }
-
-  void append(std::string_view bytes) override {
-    // One byte over the longest valid value is enough for the check to reject it.
-    if (m_current != nullptr && m_current->value.size() <= k_max_signature_field_bytes) {
-      m_current->value.append(bytes.substr(0, k_max_signature_field_bytes + 1 - m_current->value.size()));
-    }
-  }
-
-  void end_field() override { m_current = nullptr; }
-
-  // Returns true when each of the three fields occurred exactly once.
-  bool complete() const {
-    return std::all_of(m_slots.begin(), m_slots.end(), [](const Slot& slot) { return slot.count == 1; });
-  }
-
-  const std::string& value(std::string_view name) const {
-    for (const Slot& slot : m_slots) {
-      if (slot.name == name) {
-        return slot.value;
-      }
-    }
-    throw std::logic_error("not a signature field");
-  }
-
- private:
-  struct Slot {
-    std::string_view name;
-    std::string value;
-    int count = 0;
-  };
-
-  std::array<Slot, 3> m_slots{Slot{"timestamp", {}, 0}, Slot{"token", {}, 0}, Slot{"signature", {}, 0}};
-  Slot* m_current = nullptr;
-};
 
 void parse_form(int fd, const std::string& media_type, const std::string& content_type, FieldSink& sink) {
   if (media_type == "multipart/form-data") {
@@ -282,20 +234,27 @@ Outcome RequestHandler::process(RequestIo& io, RequestSummary& summary) {
   }
 
   // The signature is checked in a first pass that keeps only the three signature fields, so
-  // an unsigned request costs no file writes or fsyncs.
+  // an unsigned request costs no file writes, fsyncs or GMime parse.
+  std::optional<std::string> verified_token;
   if (!m_config.insecure) {
-    SignatureFieldSink signature_fields;
-    parse_form(body.get(), media_type, *content_type, signature_fields);
+    SignatureFields signature_fields = media_type == "multipart/form-data"
+                                           ? read_multipart_signature_fields(body.get(), *content_type)
+                                           : read_urlencoded_signature_fields(body.get());
+    if (!signature_fields.closed) {
+      summary.detail = "multipart form: the body ends without its closing delimiter";
+      return Outcome::body_truncated;
+    }
     if (!signature_fields.complete()) {
       summary.detail = "timestamp, token and signature must each occur once";
       return Outcome::signature_missing;
     }
-    SignatureCheck check = verify_signature(*m_config.signing_key, signature_fields.value("timestamp"),
-                                            signature_fields.value("token"), signature_fields.value("signature"),
-                                            now_seconds(), m_config.max_age_seconds);
+    SignatureCheck check =
+        verify_signature(*m_config.signing_key, signature_fields.timestamp, signature_fields.token,
+                         signature_fields.signature, now_seconds(), m_config.max_age_seconds);
     if (check != SignatureCheck::valid) {
       return outcome_for_signature(check);
     }
+    verified_token = signature_fields.token;
   }
 
   FieldCollector collector(staging.fd());
@@ -306,7 +265,8 @@ Outcome RequestHandler::process(RequestIo& io, RequestSummary& summary) {
                         "event webhook received on the inbound route; configure event webhooks with another URL");
     return Outcome::event_webhook;
   }
-  std::optional<std::string> token = single_value(collector, "token");
+  // The verified token keys the token memory; without a check (insecure mode) the form's.
+  std::optional<std::string> token = verified_token ? verified_token : single_value(collector, "token");
 
   // Requests with the same token serialise here; the later ones find the first one's record.
   TokenLock token_lock;
