@@ -13,6 +13,7 @@
 #include "file_io.h"
 #include "form.h"
 #include "gobject_ptr.h"
+#include "header_scan.h"
 #include "request_error.h"
 #include "spool_limits.h"
 
@@ -476,22 +477,23 @@ struct BodyScan {
   bool closed = false;
 };
 
-// Follows the lines of the body to find the closing delimiter and to bound each part's
-// header block before GMime parses it: GMime builds every header and parameter in memory,
-// and this runs before the signature is checked.
+// Follows the lines of the body to find the closing delimiter, with GMime's rule for a
+// delimiter line (is_delimiter_line). The header limits are checked before, by
+// scan_header_blocks over the whole body.
 class LineTracker {
  public:
-  explicit LineTracker(const std::string& boundary) : m_delimiter("--" + boundary) {}
+  explicit LineTracker(const std::string& boundary)
+      : m_boundary(boundary), m_kept_bytes(boundary.size() + 4) {}
 
   void feed(std::string_view chunk) {
     while (!chunk.empty()) {
       std::size_t end = chunk.find('\n');
-      std::string_view piece = chunk.substr(0, end == std::string_view::npos ? chunk.size() : end + 1);
-      take(piece);
-      if (end != std::string_view::npos) {
-        end_line();
+      take(chunk.substr(0, end));
+      if (end == std::string_view::npos) {
+        return;
       }
-      chunk.remove_prefix(piece.size());
+      end_line();
+      chunk.remove_prefix(end + 1);
     }
   }
 
@@ -505,42 +507,33 @@ class LineTracker {
   bool closed() const { return m_closed; }
 
  private:
+  // Keeps the first bytes of the line, enough for "--", the boundary and "--", and notes
+  // whether the rest is white space only.
   void take(std::string_view piece) {
-    std::size_t room = m_delimiter.size() + 2 - std::min(m_line_start.size(), m_delimiter.size() + 2);
+    std::size_t room = m_kept_bytes - std::min(m_line_start.size(), m_kept_bytes);
     m_line_start.append(piece.substr(0, room));
+    if (piece.size() > room) {
+      std::string_view rest = piece.substr(room);
+      m_rest_is_blank = m_rest_is_blank && rest.find_first_not_of(" \t\r") == std::string_view::npos;
+    }
     m_line_bytes += piece.size();
   }
 
   void end_line() {
-    std::string_view start = m_line_start;
-    if (start.starts_with(m_delimiter)) {
-      bool closing = start.substr(m_delimiter.size()).starts_with("--");
-      m_closed = m_closed || closing;
-      m_in_headers = !closing;
-      m_header_bytes = 0;
-      m_header_lines = 0;
-    } else if (m_in_headers) {
-      if (start == "\r\n" || start == "\n") {
-        m_in_headers = false;
-      } else {
-        m_header_bytes += m_line_bytes;
-        ++m_header_lines;
-        if (m_header_bytes > k_max_form_part_header_bytes || m_header_lines > k_max_form_part_header_lines) {
-          throw_malformed("a part's header block exceeds " + std::to_string(k_max_form_part_header_bytes) +
-                          " bytes or " + std::to_string(k_max_form_part_header_lines) + " lines");
-        }
-      }
+    if (m_rest_is_blank && is_delimiter_line(m_line_start, m_boundary)) {
+      std::string_view tail = std::string_view(m_line_start).substr(2 + m_boundary.size());
+      m_closed = m_closed || tail.starts_with("--");
     }
     m_line_start.clear();
     m_line_bytes = 0;
+    m_rest_is_blank = true;
   }
 
-  std::string m_delimiter;
-  std::string m_line_start;  // the first bytes of the current line, enough to classify it
+  std::string m_boundary;
+  std::size_t m_kept_bytes;
+  std::string m_line_start;  // the first m_kept_bytes bytes of the current line
   std::size_t m_line_bytes = 0;
-  bool m_in_headers = false;
-  std::size_t m_header_bytes = 0;
-  std::size_t m_header_lines = 0;
+  bool m_rest_is_blank = true;
   bool m_closed = false;
 };
 
@@ -666,6 +659,15 @@ void parse_multipart_stream(GMimeStream* body, std::string_view content_type, Fi
 }
 
 void parse_multipart_file(int fd, std::string_view content_type, FieldSink& sink) {
+  ensure_gmime_initialized();
+  // GMime builds every header, parameter and part of the form in memory, attached messages
+  // and nested multiparts included, so their header blocks are bounded first.
+  std::optional<HeaderLimitViolation> violation =
+      scan_header_blocks(fd, 0, "the staged body", boundary_of(content_type));
+  if (violation) {
+    throw_malformed(violation->description);
+  }
+
   // A duplicate gives the stream a descriptor of its own to close; both share one file
   // offset, so callers read the staged body with pread.
   UniqueFd own(::fcntl(fd, F_DUPFD_CLOEXEC, 0));

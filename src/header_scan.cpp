@@ -4,9 +4,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
-#include <set>
+#include <map>
+#include <memory>
 #include <string_view>
 #include <vector>
 
@@ -24,12 +26,165 @@ constexpr std::size_t k_max_kept_line_bytes = k_max_header_block_bytes;
 
 bool is_blank_or_cr(char c) { return c == ' ' || c == '\t' || c == '\r'; }
 
+// GMime's linear white space, which may follow a boundary on its line.
+bool is_lwsp(char c) { return is_blank_or_cr(c) || c == '\n'; }
+
 std::string_view trim_right(std::string_view text) {
   while (!text.empty() && is_blank_or_cr(text.back())) {
     text.remove_suffix(1);
   }
   return text;
 }
+
+std::string_view trim_lwsp_right(std::string_view text) {
+  while (!text.empty() && is_lwsp(text.back())) {
+    text.remove_suffix(1);
+  }
+  return text;
+}
+
+struct ParserOptionsDeleter {
+  void operator()(GMimeParserOptions* options) const { g_mime_parser_options_free(options); }
+};
+
+void note_invalid_content_type(gint64, GMimeParserWarning warning, const gchar*, gpointer flag) {
+  if (warning == GMIME_WARN_INVALID_CONTENT_TYPE) {
+    *static_cast<bool*>(flag) = true;
+  }
+}
+
+// Returns whether GMime can read a media type from the value. Where it cannot, GMime takes
+// the part for text/plain, or for message/rfc822 inside a multipart/digest.
+bool has_valid_media_type(const std::string& value) {
+  bool invalid = false;
+  std::unique_ptr<GMimeParserOptions, ParserOptionsDeleter> options(g_mime_parser_options_new());
+  g_mime_parser_options_set_warning_callback(options.get(), &note_invalid_content_type, &invalid);
+  auto type = GObjectPtr<GMimeContentType>::adopt(g_mime_content_type_parse(options.get(), value.c_str()));
+  return type && !invalid;
+}
+
+// The delimiters ("--boundary") declared so far. GMime takes a line for a delimiter when it
+// starts with one and only white space follows, and a boundary may itself end in white
+// space. So each delimiter is kept as its text without trailing white space plus a trie of
+// the white space endings declared with it, and a match costs time linear in the line.
+class DelimiterSet {
+ public:
+  struct Match {
+    bool found = false;
+    bool digest = false;  // a matching boundary belongs to a multipart/digest
+  };
+
+  bool empty() const { return m_roots.empty(); }
+
+  void add(std::string_view delimiter, bool digest) {
+    std::string_view stem = trim_lwsp_right(delimiter);
+    auto root = m_roots.find(stem);
+    if (root == m_roots.end()) {
+      root = m_roots.emplace(std::string(stem), new_node()).first;
+    }
+    std::size_t node = root->second;
+    for (char c : delimiter.substr(stem.size())) {
+      std::size_t index = suffix_index(c);
+      if (m_nodes[node].children[index] == k_none) {
+        std::size_t created = new_node();
+        m_nodes[node].children[index] = created;
+      }
+      node = m_nodes[node].children[index];
+    }
+    m_nodes[node].terminal = true;
+    m_nodes[node].digest = m_nodes[node].digest || digest;
+  }
+
+  // Matches a line, given without its line break and without the one final CR that GMime
+  // drops. When text_is_cut, the line goes on past text with white space only, and every
+  // declared ending longer than the white space in text is taken to match too.
+  Match match_open(std::string_view text, bool text_is_cut) const {
+    Match match;
+    std::string_view stem = trim_right(text);
+    auto root = m_roots.find(stem);
+    if (root == m_roots.end()) {
+      return match;
+    }
+    std::size_t node = root->second;
+    std::string_view padding = text.substr(stem.size());
+    for (std::size_t at = 0;; ++at) {
+      match.found = match.found || m_nodes[node].terminal;
+      match.digest = match.digest || (m_nodes[node].terminal && m_nodes[node].digest);
+      if (at == padding.size()) {
+        if (text_is_cut) {
+          collect_below(node, match);
+        }
+        return match;
+      }
+      node = m_nodes[node].children[suffix_index(padding[at])];
+      if (node == k_none) {
+        return match;
+      }
+    }
+  }
+
+  // Whether delimiter is declared, exactly as given.
+  bool contains(std::string_view delimiter) const {
+    std::string_view stem = trim_lwsp_right(delimiter);
+    auto root = m_roots.find(stem);
+    if (root == m_roots.end()) {
+      return false;
+    }
+    std::size_t node = root->second;
+    for (char c : delimiter.substr(stem.size())) {
+      node = m_nodes[node].children[suffix_index(c)];
+      if (node == k_none) {
+        return false;
+      }
+    }
+    return m_nodes[node].terminal;
+  }
+
+ private:
+  static constexpr std::size_t k_none = static_cast<std::size_t>(-1);
+
+  struct Node {
+    std::array<std::size_t, 4> children{k_none, k_none, k_none, k_none};
+    bool terminal = false;
+    bool digest = false;
+  };
+
+  static std::size_t suffix_index(char c) {
+    switch (c) {
+      case ' ':
+        return 0;
+      case '\t':
+        return 1;
+      case '\r':
+        return 2;
+      default:
+        return 3;  // '\n'
+    }
+  }
+
+  std::size_t new_node() {
+    m_nodes.emplace_back();
+    return m_nodes.size() - 1;
+  }
+
+  void collect_below(std::size_t node, Match& match) const {
+    std::vector<std::size_t> pending{node};
+    while (!pending.empty()) {
+      const Node& current = m_nodes[pending.back()];
+      pending.pop_back();
+      match.found = match.found || current.terminal;
+      match.digest = match.digest || (current.terminal && current.digest);
+      for (std::size_t child : current.children) {
+        if (child != k_none) {
+          pending.push_back(child);
+        }
+      }
+    }
+  }
+
+  std::map<std::string, std::size_t, std::less<>> m_roots;
+  std::vector<Node> m_nodes;
+};
 
 std::string count_of(std::uint64_t count, const char* noun) {
   return std::to_string(count) + " " + noun + (count == 1 ? "" : "s");
@@ -88,14 +243,21 @@ struct HeaderBlock {
   std::uint64_t bytes = 0;
   std::uint64_t fields = 0;
   std::uint64_t max_field_parameters = 0;
+  bool in_digest = false;        // the part of a multipart/digest
   std::vector<std::string> content_types;
   std::vector<std::string> encodings;
 };
 
 class HeaderBlockScanner {
  public:
-  explicit HeaderBlockScanner(std::uint64_t start_offset) : m_line_offset(start_offset) {
-    start_block(start_offset, start_offset, "the top-level header");
+  HeaderBlockScanner(std::uint64_t start_offset, const std::optional<std::string>& initial_boundary)
+      : m_line_offset(start_offset) {
+    if (initial_boundary) {
+      m_in_header = false;
+      m_delimiters.add("--" + *initial_boundary, false);
+    } else {
+      start_block(start_offset, start_offset, "the top-level header");
+    }
   }
 
   void consume(std::string_view chunk);
@@ -116,7 +278,8 @@ class HeaderBlockScanner {
   bool register_declared_types();
   void check_limits();
 
-  bool is_open_delimiter(const Line& line) const;
+  DelimiterSet::Match match_open_delimiter(const Line& line) const;
+  bool is_open_delimiter(const Line& line) const { return match_open_delimiter(line).found; }
   bool keeps_field_value() const {
     return m_exceeded_limit.empty() &&
            (m_field_kind == FieldKind::content_type || m_field_kind == FieldKind::content_transfer_encoding);
@@ -135,7 +298,7 @@ class HeaderBlockScanner {
   // Structure.
   bool m_in_header = true;
   HeaderBlock m_block;
-  std::set<std::string, std::less<>> m_delimiters;  // "--" and each declared boundary
+  DelimiterSet m_delimiters;
   Totals m_totals;
 
   // The field being read.
@@ -207,29 +370,40 @@ void HeaderBlockScanner::deliver_line(bool has_newline) {
   m_line_tail_semicolons = 0;
 }
 
-bool HeaderBlockScanner::is_open_delimiter(const Line& line) const {
-  if (m_delimiters.empty() || line.text.substr(0, 2) != "--" || !line.tail_is_blank) {
-    return false;
+// The line as GMime compares it with a boundary: without one final CR.
+std::string_view compared_text(const Line& line) {
+  bool cut = line.length > line.text.size();
+  if (!cut && !line.text.empty() && line.text.back() == '\r') {
+    return line.text.substr(0, line.text.size() - 1);
   }
-  return m_delimiters.count(trim_right(line.text)) != 0;
+  return line.text;
 }
 
-// Only an exact "--boundary--" is recognised. GMime also ends a multipart at a line that
-// merely starts with it; the scan then counts the lines after it as header lines too.
+DelimiterSet::Match HeaderBlockScanner::match_open_delimiter(const Line& line) const {
+  if (m_delimiters.empty() || line.text.substr(0, 2) != "--" || !line.tail_is_blank) {
+    return {};
+  }
+  return m_delimiters.match_open(compared_text(line), line.length > line.text.size());
+}
+
+// A close delimiter is "--boundary--" followed by white space only. The boundary's own
+// trailing white space, if any, must then be there exactly, as GMime compares it.
 bool HeaderBlockScanner::is_close_delimiter(const Line& line) const {
-  std::string_view trimmed = trim_right(line.text);
-  if (m_delimiters.empty() || trimmed.size() < 4 || trimmed.substr(trimmed.size() - 2) != "--" ||
-      !line.tail_is_blank) {
+  std::string_view trimmed = trim_right(compared_text(line));
+  if (m_delimiters.empty() || trimmed.size() < 4 || trimmed.substr(0, 2) != "--" ||
+      trimmed.substr(trimmed.size() - 2) != "--" || !line.tail_is_blank) {
     return false;
   }
-  return m_delimiters.count(trimmed.substr(0, trimmed.size() - 2)) != 0;
+  return m_delimiters.contains(trimmed.substr(0, trimmed.size() - 2));
 }
 
 void HeaderBlockScanner::on_body_line(const Line& line) {
-  if (is_open_delimiter(line)) {
+  DelimiterSet::Match delimiter = match_open_delimiter(line);
+  if (delimiter.found) {
     std::uint64_t part_start = line.offset - m_previous_line_break_bytes;
     std::uint64_t next = line.offset + line.length + (line.has_newline ? 1 : 0);
     start_block(next, part_start, "the header of the part");
+    m_block.in_digest = delimiter.digest;
   }
 }
 
@@ -330,11 +504,13 @@ void HeaderBlockScanner::end_block(std::uint64_t next_offset, bool blank_line) {
   }
 }
 
-// Adds the delimiters of every multipart Content-Type in the block. Returns true when a
-// Content-Type declares an attached message that GMime parses. With two Content-Type
-// fields GMime uses one of them, but the scan follows both.
+// Adds the delimiters of every multipart Content-Type in the block. Returns true when the
+// block starts a part that GMime parses as an attached message: one whose Content-Type
+// declares it, or a part of a multipart/digest without a valid Content-Type (RFC 2046
+// 5.1.5 makes message/rfc822 its default). With two Content-Type fields GMime uses one of
+// them, but the scan follows both.
 bool HeaderBlockScanner::register_declared_types() {
-  bool is_message_type = false;
+  bool is_message_type = m_block.in_digest && m_block.content_types.empty();
   for (const std::string& value : m_block.content_types) {
     auto type = GObjectPtr<GMimeContentType>::adopt(g_mime_content_type_parse(nullptr, value.c_str()));
     if (!type) {
@@ -342,11 +518,13 @@ bool HeaderBlockScanner::register_declared_types() {
     }
     const char* boundary = g_mime_content_type_get_parameter(type.get(), "boundary");
     if (g_mime_content_type_is_type(type.get(), "multipart", "*") && boundary != nullptr && *boundary != '\0') {
-      m_delimiters.insert("--" + std::string(boundary));
+      m_delimiters.add("--" + std::string(boundary), g_mime_content_type_is_type(type.get(), "multipart", "digest"));
     }
     is_message_type = is_message_type || g_mime_content_type_is_type(type.get(), "message", "rfc822") ||
+                      g_mime_content_type_is_type(type.get(), "message", "rfc2822") ||
                       g_mime_content_type_is_type(type.get(), "message", "news") ||
-                      g_mime_content_type_is_type(type.get(), "message", "global");
+                      g_mime_content_type_is_type(type.get(), "message", "global") ||
+                      (m_block.in_digest && !has_valid_media_type(value));
   }
   bool all_encodings_hide_lines = !m_block.encodings.empty() &&
                                   std::all_of(m_block.encodings.begin(), m_block.encodings.end(), hides_lines);
@@ -403,8 +581,9 @@ std::optional<HeaderLimitViolation> HeaderBlockScanner::violation() const { retu
 
 }  // namespace
 
-std::optional<HeaderLimitViolation> scan_header_blocks(int fd, std::uint64_t start_offset, const std::string& name) {
-  HeaderBlockScanner scanner(start_offset);
+std::optional<HeaderLimitViolation> scan_header_blocks(int fd, std::uint64_t start_offset, const std::string& name,
+                                                       const std::optional<std::string>& initial_boundary) {
+  HeaderBlockScanner scanner(start_offset, initial_boundary);
   std::string buffer(k_io_buffer_bytes, '\0');
   std::uint64_t offset = start_offset;
   while (!scanner.done()) {

@@ -24,15 +24,19 @@ struct HeaderLimitViolation {
 // Scans the header blocks of the message in fd from start_offset to the end of the file
 // against the limits in spool_limits.h: the top-level header, each part's header after a
 // boundary delimiter and the header of each attached message. It follows GMime's rules:
-// a block ends at an empty line or a delimiter line, delimiters are "--" and a boundary
-// declared by a multipart Content-Type, and message/rfc822, message/news and
-// message/global parts not encoded as base64, quoted-printable or uuencode start a header
-// block. Reads with pread, so the file offset of fd does not move. Throws RequestError
-// when a read fails.
+// a block ends at an empty line or a delimiter line; a delimiter line is "--" and a
+// boundary declared by a multipart Content-Type, then only white space; message/rfc822,
+// message/news and message/global parts, and parts of a multipart/digest without a valid
+// Content-Type, start a header block unless encoded as base64, quoted-printable or
+// uuencode. With initial_boundary, the file is a multipart body without a header of its
+// own (a multipart/form-data request body): the scan starts in its preamble with that
+// boundary declared. Reads with pread, so the file offset of fd does not move. Throws
+// RequestError when a read fails.
 //
 // NOTE: every boundary declared anywhere in the message counts for the rest of the file,
 // while GMime forgets a boundary when its multipart ends. The scan therefore finds at
 // least the header blocks GMime builds, and possibly more in unusual messages.
-std::optional<HeaderLimitViolation> scan_header_blocks(int fd, std::uint64_t start_offset, const std::string& name);
+std::optional<HeaderLimitViolation> scan_header_blocks(int fd, std::uint64_t start_offset, const std::string& name,
+                                                       const std::optional<std::string>& initial_boundary = std::nullopt);
 
 }  // namespace mgspool

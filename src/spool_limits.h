@@ -61,12 +61,6 @@ inline constexpr int k_max_staging_removal_depth = 16;
 // payloads are a few kilobytes, so anything larger is not one and is rejected (406).
 inline constexpr std::uint64_t k_max_json_body_bytes = 1024 * 1024;
 
-// A form part's header block (Content-Disposition, Content-Type and the like) is a few
-// hundred bytes in Mailgun's requests. GMime builds every header and parameter in memory
-// before the signature can be checked, so a larger block is rejected as malformed.
-inline constexpr std::size_t k_max_form_part_header_bytes = 64 * 1024;
-inline constexpr std::size_t k_max_form_part_header_lines = 256;
-
 // JSON-valued fields (message-headers, content-id-map, attachments) nest two or three
 // levels. Deeper values are kept as text and not parsed (see parsed_format.cpp).
 inline constexpr int k_max_json_depth = 32;
@@ -101,5 +95,8 @@ inline constexpr std::size_t k_max_message_header_blocks = 2 * k_max_mime_parts;
 
 // Top-level header fields copied into meta.json; the rest are counted in a defect.
 inline constexpr std::size_t k_max_recorded_headers = 1000;
+
+// A Mailgun signing key is a few dozen characters; a key file larger than this is a mistake.
+inline constexpr std::uint64_t k_max_key_file_bytes = 4096;
 
 }  // namespace mgspool

@@ -264,18 +264,57 @@ TEST_CASE("multipart missing final boundary") {
 }
 
 TEST_CASE("multipart header block limits") {
+  // A long file name is real mail: it is stored, and only a block beyond the message
+  // limits of spool_limits.h is malformed.
+  std::string long_name = "Content-Disposition: form-data; name=\"f\"; filename=\"" + std::string(70 * 1024, 'n') +
+                          ".txt\"\r\n";
+  CHECK(outcome_of_parse(build_form({{long_name, "1"}})) == Outcome::stored);
+  std::string long_header = "X-Long: " + std::string(70 * 1024, 'p') + "\r\n";
+  CHECK(outcome_of_parse(build_form({{disposition("a") + long_header, "1"}})) == Outcome::stored);
+
+  std::string huge_header = "X-Long: " + std::string(mgspool::k_max_header_block_bytes, 'p') + "\r\n";
+  CHECK(outcome_of_parse(build_form({{disposition("a") + huge_header, "1"}})) == Outcome::malformed_request);
   std::string many_lines;
-  for (int i = 0; i < 300; ++i) {
+  for (std::size_t i = 0; i <= mgspool::k_max_header_block_fields; ++i) {
     many_lines += "X-Filler: " + std::to_string(i) + "\r\n";
   }
   CHECK(outcome_of_parse(build_form({{disposition("a") + many_lines, "1"}})) == Outcome::malformed_request);
-  std::string long_header = "X-Long: " + std::string(70 * 1024, 'p') + "\r\n";
-  CHECK(outcome_of_parse(build_form({{disposition("a") + long_header, "1"}})) == Outcome::malformed_request);
-  std::string fine_lines;
-  for (int i = 0; i < 50; ++i) {
-    fine_lines += "X-Filler: " + std::to_string(i) + "\r\n";
+}
+
+TEST_CASE("multipart nested part headers limited") {
+  // An attached message or a nested multipart in a file part is built by GMime too.
+  std::string message_header;
+  for (std::size_t i = 0; i <= mgspool::k_max_header_block_fields; ++i) {
+    message_header += "X-Filler: " + std::to_string(i) + "\r\n";
   }
-  CHECK(outcome_of_parse(build_form({{disposition("a") + fine_lines, "1"}})) == Outcome::stored);
+  const std::string rfc822 = "Content-Disposition: form-data; name=\"m\"; filename=\"m.eml\"\r\n"
+                             "Content-Type: message/rfc822\r\n";
+  CHECK(outcome_of_parse(build_form({{rfc822, message_header + "\r\nbody"}})) == Outcome::malformed_request);
+  CHECK(outcome_of_parse(build_form({{rfc822, "Subject: hi\r\n\r\nbody"}})) == Outcome::stored);
+
+  std::string many_parts;
+  for (std::size_t i = 0; i <= mgspool::k_max_message_header_blocks; ++i) {
+    many_parts += "--in\r\n\r\nx\r\n";
+  }
+  const std::string nested = "Content-Disposition: form-data; name=\"n\"; filename=\"n.bin\"\r\n"
+                             "Content-Type: multipart/mixed; boundary=in\r\n";
+  CHECK(outcome_of_parse(build_form({{nested, many_parts + "--in--"}})) == Outcome::malformed_request);
+  CHECK(outcome_of_parse(build_form({{nested, "--in\r\n\r\nx\r\n--in--"}})) == Outcome::stored);
+}
+
+TEST_CASE("multipart boundary-prefixed header names") {
+  // A header named like the boundary plus more is a header line to GMime, not a delimiter.
+  std::string lines;
+  for (int i = 0; i < 300; ++i) {
+    lines += std::string("--") + k_boundary + "xyz: " + std::to_string(i) + "\r\n";
+  }
+  RecordingSink sink = parse_bytes(build_form({{disposition("a") + lines, "1"}, {disposition("b"), "2"}}));
+  REQUIRE(sink.fields.size() == 2);
+  CHECK(sink.fields[0].value == "1");
+  CHECK(sink.fields[1].value == "2");
+  // Nor is a line that merely starts with the closing delimiter a closing delimiter.
+  CHECK(outcome_of_parse(build_form({{disposition("a"), "1"}}, Ending::unclosed) + "--" + k_boundary +
+                         "--xyz\r\n") == Outcome::body_truncated);
 }
 
 TEST_CASE("multipart closing delimiter at end") {
