@@ -1,12 +1,15 @@
 #include "config.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <charconv>
-#include <fstream>
+#include <cstring>
 #include <map>
-#include <sstream>
 
+#include "file_io.h"
 #include "spool_limits.h"
 
 namespace mgspool {
@@ -29,16 +32,30 @@ bool parse_decimal(const std::string& text, Number& value) {
 }
 
 // Reads the key file; one trailing newline (or CRLF) is dropped because editors add one.
+// Only a regular file of at most k_max_key_file_bytes is read, and the open does not wait,
+// so a FIFO or a device put in the key's place cannot block or flood the responder.
 std::optional<std::string> read_key_file(const std::string& path, std::string& error) {
-  std::ifstream stream(path, std::ios::binary);
-  if (!stream) {
-    error = "cannot read the signing key file " + path + " (MAILGUN_SIGNING_KEY_FILE): check that it exists "
-            "and that the responder's user can read it";
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    error = "cannot read the signing key file " + path + " (MAILGUN_SIGNING_KEY_FILE): " + std::strerror(errno) +
+            "; check that it exists and that the responder's user can read it";
     return std::nullopt;
   }
-  std::ostringstream contents;
-  contents << stream.rdbuf();
-  std::string key = contents.str();
+  UniqueFd file(fd);
+  struct stat status {};
+  if (::fstat(file.get(), &status) != 0 || !S_ISREG(status.st_mode) ||
+      static_cast<std::uint64_t>(status.st_size) > k_max_key_file_bytes) {
+    error = "the signing key file " + path + " is not a regular file of at most " +
+            std::to_string(k_max_key_file_bytes) + " bytes";
+    return std::nullopt;
+  }
+  std::string key(k_max_key_file_bytes + 1, '\0');
+  ssize_t count = ::read(file.get(), key.data(), key.size());
+  if (count < 0 || static_cast<std::size_t>(count) > k_max_key_file_bytes) {
+    error = "cannot read the signing key file " + path;
+    return std::nullopt;
+  }
+  key.resize(static_cast<std::size_t>(count));
   while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) {
     key.pop_back();
   }

@@ -52,7 +52,9 @@ void prune_tokens_if_due(const Spool& spool, TokenStore& tokens) {
     return;
   }
   // Marked first, so that concurrent processes do not all prune at once.
-  int fd = ::openat(spool.private_fd(), k_last_prune_file, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  // Non-blocking, so a FIFO put in the marker's place cannot stall the request.
+  int fd = ::openat(spool.private_fd(), k_last_prune_file,
+                    O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
   if (fd >= 0) {
     ::futimens(fd, nullptr);
     ::close(fd);

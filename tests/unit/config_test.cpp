@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -93,4 +94,23 @@ TEST_CASE("key file read again after a change") {
   std::filesystem::remove(key_path);
   mgspool::refresh_signing_key(config);
   CHECK(config.signing_key == "second-key");
+}
+
+TEST_CASE("key file must be a small regular file") {
+  mgspool::testing::ScratchDirectory scratch;
+  std::filesystem::path fifo = scratch.path() / "fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  std::filesystem::path large = scratch.path() / "large";
+  std::ofstream(large) << std::string(mgspool::k_max_key_file_bytes + 1, 'k');
+  std::filesystem::path folder = scratch.path() / "folder";
+  std::filesystem::create_directory(folder);
+
+  for (const std::filesystem::path& path : {fifo, large, folder}) {
+    CAPTURE(path);
+    // A FIFO without a writer would block an ordinary open; this must return at once.
+    ConfigResult result = load_config({"MAILGUN_SPOOL_DIR=/a", "MAILGUN_SIGNING_KEY_FILE=" + path.string()}, {});
+    REQUIRE(result.config);
+    CHECK_FALSE(result.config->signing_key);
+    CHECK_FALSE(result.config->key_error.empty());
+  }
 }
