@@ -18,10 +18,13 @@ namespace {
 // header is kept up to this size, and the rest of a longer block is ignored.
 constexpr std::size_t k_max_kept_header_bytes = 16 * 1024;
 
+// White space that may follow a boundary on its line, with the line break.
+constexpr std::string_view k_blank = " \t\r\n";
+
 // Bytes kept of any one line: enough for a delimiter and for a capped field value.
 constexpr std::size_t k_max_kept_line_bytes = 4 * 1024;
 
-// Returns the counter and value of a signature field, or nullptrs for any other name.
+// The counter and value of a signature field; both null for any other field.
 struct Slot {
   int* count = nullptr;
   std::string* value = nullptr;
@@ -85,7 +88,11 @@ class MultipartSignatureScanner {
     while (!chunk.empty()) {
       std::size_t end = chunk.find('\n');
       std::string_view piece = chunk.substr(0, end == std::string_view::npos ? chunk.size() : end + 1);
-      m_line.append(piece.substr(0, k_max_kept_line_bytes - std::min(m_line.size(), k_max_kept_line_bytes)));
+      std::size_t kept = std::min(piece.size(), k_max_kept_line_bytes - std::min(m_line.size(), k_max_kept_line_bytes));
+      m_line.append(piece.substr(0, kept));
+      if (piece.substr(kept).find_first_not_of(k_blank) != std::string_view::npos) {
+        m_dropped_text = true;
+      }
       m_line_bytes += piece.size();
       if (end != std::string_view::npos) {
         end_line();
@@ -105,10 +112,25 @@ class MultipartSignatureScanner {
  private:
   enum class State { preamble, headers, value, epilogue };
 
+  // A delimiter line is "--" and the boundary, "--" more for the closing one, then only
+  // white space: GMime's rule, so both passes split the form alike.
+  bool is_delimiter(bool& closing) const {
+    std::string_view line = m_line;
+    if (m_dropped_text || !line.starts_with(m_delimiter)) {
+      return false;
+    }
+    line.remove_prefix(m_delimiter.size());
+    closing = line.starts_with("--");
+    if (closing) {
+      line.remove_prefix(2);
+    }
+    return line.find_first_not_of(k_blank) == std::string_view::npos;
+  }
+
   void end_line() {
-    if (m_state != State::epilogue && std::string_view(m_line).starts_with(m_delimiter)) {
+    bool closing = false;
+    if (m_state != State::epilogue && is_delimiter(closing)) {
       end_part();
-      bool closing = std::string_view(m_line).substr(m_delimiter.size()).starts_with("--");
       m_state = closing ? State::epilogue : State::headers;
       m_header_block.clear();
     } else if (m_state == State::headers) {
@@ -123,6 +145,7 @@ class MultipartSignatureScanner {
     }
     m_line.clear();
     m_line_bytes = 0;
+    m_dropped_text = false;
   }
 
   void start_value() {
@@ -166,6 +189,7 @@ class MultipartSignatureScanner {
   State m_state = State::preamble;
   std::string m_line;  // the first k_max_kept_line_bytes of the current line
   std::size_t m_line_bytes = 0;
+  bool m_dropped_text = false;  // the line had more than white space past the kept bytes
   std::string m_header_block;
   Slot m_slot;
   SignatureFields m_fields;

@@ -26,8 +26,8 @@ struct SignatureFields {
 
 // Reads the signature fields of a multipart/form-data body in the file behind fd, given the
 // request's Content-Type. Lines are read in chunks and at most a few kilobytes of any line
-// or header block are kept. A delimiter is a line that starts with "--" and the boundary,
-// as GMime reads one. Throws RequestError(malformed_request) when the Content-Type has no
+// or header block are kept. A delimiter is "--" and the boundary followed by white space
+// only, as GMime reads one. Throws RequestError(malformed_request) when the Content-Type has no
 // boundary, and RequestError on a failed read.
 SignatureFields read_multipart_signature_fields(int fd, std::string_view content_type);
 

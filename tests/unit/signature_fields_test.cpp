@@ -123,3 +123,12 @@ TEST_CASE("signature fields of Mailgun capture") {
   CHECK(mgspool::verify_signature("foo", fields.timestamp, fields.token, fields.signature, sent_at, 0) ==
         mgspool::SignatureCheck::valid);
 }
+
+TEST_CASE("signature fields boundary-like lines") {
+  // A line that starts with the boundary but goes on with text is content, as GMime reads it.
+  std::string body = part("timestamp", "1") + part("token", "abc\r\n--sig-boundaryXYZ: not a delimiter") +
+                     part("signature", "s") + "--sig-boundary--";
+  SignatureFields fields = scan(body);
+  CHECK(fields.complete());
+  CHECK(fields.token == "abc\r\n--sig-boundaryXYZ: not a delimiter");
+}
