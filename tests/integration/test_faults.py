@@ -62,13 +62,13 @@ def assert_retry_stores_once(spool, body):
         assert harness.file_sha256(path) == part["sha256"]
 
 
-def check_failure_before_publishing(context, fault):
+def check_failure_before_publishing(context, fault, error_number=errno.EIO):
     spool = context.make_spool()
-    body = raw_request(f"token-{fault[0]}-{os.path.basename(fault[1])}")
-    status, log = post(spool, body, fault)
+    body = raw_request(f"token-{fault[0]}-{os.path.basename(fault[1].rstrip('/'))}")
+    status, log = post(spool, body, fault, error_number)
     assert status == 500, log
     assert "status=500" in log
-    assert "Input/output error" in log, log
+    assert os.strerror(error_number) in log, log
     assert harness.messages_in(spool) == []
     assert harness.messages_in(spool, "tmp") == []
     assert_retry_stores_once(spool, body)
@@ -91,26 +91,12 @@ def test_close_of_body_fails(context):
 
 
 def test_disk_full_while_writing(context):
-    spool = context.make_spool()
-    body = raw_request("token-enospc")
-    status, log = post(spool, body, ("write", "/message.eml"), error_number=errno.ENOSPC)
-    assert status == 500, log
-    assert "No space left on device" in log
-    assert harness.messages_in(spool) == []
-    assert harness.messages_in(spool, "tmp") == []
-    assert_retry_stores_once(spool, body)
+    check_failure_before_publishing(context, ("write", "/message.eml"), errno.ENOSPC)
 
 
 def test_fsync_of_staging_directory_fails(context):
-    spool = context.make_spool()
-    body = raw_request("token-staging-dir")
     # The staging directory is the only thing synced that sits directly in tmp/.
-    status, log = post(spool, body, ("fsync", "/spool/tmp/"))
-    assert status == 500, log
-    assert "Input/output error" in log, log
-    assert harness.messages_in(spool) == []
-    assert harness.messages_in(spool, "tmp") == []
-    assert_retry_stores_once(spool, body)
+    check_failure_before_publishing(context, ("fsync", "/spool/tmp/"))
 
 
 def test_rename_into_new_fails(context):

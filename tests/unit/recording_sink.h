@@ -5,11 +5,13 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "form.h"
+#include "signature.h"
 
 namespace mgspool::testing {
 
@@ -46,6 +48,18 @@ class RecordingSink : public FieldSink {
       }
     }
     return values;
+  }
+
+  // Checks that the form carries each signature field once and that they verify under key
+  // at the time now_seconds (the freshness check is off).
+  void check_signed_with(std::string_view key, std::int64_t now_seconds) const {
+    auto timestamps = values_of("timestamp");
+    auto tokens = values_of("token");
+    auto signatures = values_of("signature");
+    REQUIRE(timestamps.size() == 1);
+    REQUIRE(tokens.size() == 1);
+    REQUIRE(signatures.size() == 1);
+    CHECK(verify_signature(key, timestamps[0], tokens[0], signatures[0], now_seconds, 0) == SignatureCheck::valid);
   }
 
   std::vector<RecordedField> fields;
