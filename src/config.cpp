@@ -232,8 +232,9 @@ ConfigResult load_config(const std::vector<std::string>& environment, const std:
     }
   }
   if (const std::string* text = value_of("MAILGUN_MAX_AGE_SECONDS")) {
-    if (!parse_decimal(*text, config.max_age_seconds)) {
-      result.error = "invalid MAILGUN_MAX_AGE_SECONDS \"" + *text + "\": expected seconds, or 0 to turn the check off";
+    if (!parse_decimal(*text, config.max_age_seconds) || config.max_age_seconds > k_max_freshness_window_seconds) {
+      result.error = "invalid MAILGUN_MAX_AGE_SECONDS \"" + *text + "\": expected seconds up to " +
+                     std::to_string(k_max_freshness_window_seconds) + ", or 0 to turn the check off";
       return result;
     }
   }

@@ -45,6 +45,9 @@ class FieldCollector : public FieldSink {
 
   // Field names of file parts, parallel to parts() for attachments.
   bool has_raw_message() const { return m_raw_message_seen; }
+
+  // The safe names given to file parts so far; the decoder of body-mime continues from them.
+  SafeNameAllocator& names() { return m_names; }
   std::vector<std::string>& defects() { return m_defects; }
 
  private:

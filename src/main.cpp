@@ -272,8 +272,16 @@ int run_fastcgi(Config config) {
   }
   install_signal_handlers();
 
-  while (!g_stop_requested) {
+  for (;;) {
+    // Set before the check, so that a SIGTERM arriving in between either is seen here or
+    // ends the process at once.
     g_waiting_for_request = 1;
+    if (g_stop_requested) {
+      break;
+    }
+    // NOTE: while waiting, a SIGTERM ends the process at once, also when libfcgi has already
+    // accepted a connection and is reading its parameters; that request gets no response,
+    // so the web server answers 502 and Mailgun retries it.
     int accepted = FCGX_Accept_r(&request);
     g_waiting_for_request = 0;
     if (accepted < 0) {

@@ -280,7 +280,7 @@ std::optional<std::string> decoded_header(GMimeObject* object, const char* name,
 
 class MessageDecoder {
  public:
-  MessageDecoder(int dir_fd, bool crlf) : m_dir_fd(dir_fd), m_crlf(crlf) {}
+  MessageDecoder(int dir_fd, bool crlf, SafeNameAllocator& names) : m_dir_fd(dir_fd), m_crlf(crlf), m_names(names) {}
 
   DecodedMessage decode(UniqueFd eml, std::size_t start_offset);
 
@@ -307,7 +307,7 @@ class MessageDecoder {
   int m_dir_fd;
   bool m_crlf;
   DecodedMessage m_result;
-  SafeNameAllocator m_names;
+  SafeNameAllocator& m_names;
   std::string m_fallback_charset;
   std::string m_warning_context;            // where parser warnings come from
   std::vector<std::string> m_message_paths;  // attached messages seen so far
@@ -692,10 +692,15 @@ void MessageDecoder::unpack_tnef_container(const PartRecord& container) {
 }  // namespace
 
 DecodedMessage decode_message_file(int dir_fd, const std::string& eml_name) {
+  SafeNameAllocator names;
+  return decode_message_file(dir_fd, eml_name, names);
+}
+
+DecodedMessage decode_message_file(int dir_fd, const std::string& eml_name, SafeNameAllocator& names) {
   initialize_gmime();
   UniqueFd eml = open_for_reading(dir_fd, eml_name);
   FileStart start = inspect_file_start(eml.get(), eml_name);
-  MessageDecoder decoder(dir_fd, start.crlf);
+  MessageDecoder decoder(dir_fd, start.crlf, names);
   return decoder.decode(std::move(eml), start.blank_prefix_bytes);
 }
 

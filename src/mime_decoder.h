@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "filename.h"
 #include "part_record.h"
 
 namespace mgspool {
@@ -18,5 +19,9 @@ namespace mgspool {
 // k_max_tnef_container_bytes. Odd MIME never throws: it becomes a defect. Throws
 // RequestError only for local failures (a read, write, fsync or close failed).
 DecodedMessage decode_message_file(int dir_fd, const std::string& eml_name);
+
+// The same, with the safe names already given to other files of the message (form files
+// sent beside body-mime), so that no two files of one message share a name.
+DecodedMessage decode_message_file(int dir_fd, const std::string& eml_name, SafeNameAllocator& names);
 
 }  // namespace mgspool

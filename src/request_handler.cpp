@@ -296,7 +296,7 @@ Outcome RequestHandler::process(RequestIo& io, RequestSummary& summary) {
       }
       part.file = renamed;
     }
-    DecodedMessage decoded = decode_message_file(staging.fd(), k_raw_message_file);
+    DecodedMessage decoded = decode_message_file(staging.fd(), k_raw_message_file, collector.names());
     meta.headers = std::move(decoded.headers);
     meta.defects.insert(meta.defects.end(), decoded.defects.begin(), decoded.defects.end());
     meta.parts = std::move(decoded.parts);
@@ -348,7 +348,7 @@ Outcome RequestHandler::process(RequestIo& io, RequestSummary& summary) {
   if (token) {
     try {
       m_tokens->record(*token, message_id);
-    } catch (const RequestError& error) {
+    } catch (const std::exception& error) {
       // The message is published; a 500 now would make Mailgun send it again, and without
       // the record the retry would be stored twice. A 200 stops the retries instead.
       log_request_warning(summary.request_id, "the message is published as " + message_id +

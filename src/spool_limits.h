@@ -14,6 +14,10 @@ inline constexpr std::uint64_t k_default_max_request_bytes = 64ULL * 1024 * 1024
 // so a window of 12 hours accepts every retry while still rejecting old replays.
 inline constexpr std::int64_t k_default_max_age_seconds = 12 * 60 * 60;
 
+// The largest freshness window accepted, about 100 years: anything longer is a typing
+// mistake, and the bound keeps the token retention arithmetic far from overflow.
+inline constexpr std::int64_t k_max_freshness_window_seconds = 100LL * 365 * 24 * 60 * 60;
+
 // A timestamp further ahead than this is a clock error or a forgery.
 inline constexpr std::int64_t k_max_future_skew_seconds = 5 * 60;
 

@@ -114,3 +114,8 @@ TEST_CASE("key file must be a small regular file") {
     CHECK_FALSE(result.config->key_error.empty());
   }
 }
+
+TEST_CASE("config bounds the freshness window") {
+  CHECK(load_config({"MAILGUN_SPOOL_DIR=/a", "MAILGUN_MAX_AGE_SECONDS=3153600000"}, {}).config);
+  CHECK_FALSE(load_config({"MAILGUN_SPOOL_DIR=/a", "MAILGUN_MAX_AGE_SECONDS=9223372036854775800"}, {}).config);
+}

@@ -333,3 +333,40 @@ TEST_CASE("handler legacy event webhook form") {
   FakeRequest message = signed_post("token-message", k_key, "&event=party");
   CHECK(fixture.run(message) == Outcome::stored);
 }
+
+TEST_CASE("handler names unique across form and mime") {
+  // A file sent beside body-mime and an attachment inside it share a name as sent; the safe
+  // names of one message must still differ.
+  Fixture fixture;
+  std::string timestamp = now_text();
+  std::string mime = "Subject: Names\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=in\r\n\r\n"
+                     "--in\r\nContent-Type: text/plain\r\n\r\nHi\r\n"
+                     "--in\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=a.pdf\r\n\r\n"
+                     "%PDF-1.4\r\n--in--\r\n";
+  auto field = [](const std::string& name, const std::string& value) {
+    return "--out\r\nContent-Disposition: form-data; name=\"" + name + "\"\r\n\r\n" + value + "\r\n";
+  };
+  FakeRequest request;
+  request.params["REQUEST_METHOD"] = "POST";
+  request.params["CONTENT_TYPE"] = "multipart/form-data; boundary=out";
+  request.body = field("body-mime", mime) +
+                 "--out\r\nContent-Disposition: form-data; name=\"attachment-1\"; filename=\"a.pdf\"\r\n"
+                 "Content-Type: application/pdf\r\n\r\n%PDF-1.4 beside\r\n" +
+                 field("timestamp", timestamp) + field("token", "token-names") +
+                 field("signature", mgspool::hmac_sha256_hex(k_key, timestamp + "token-names")) + "--out--\r\n";
+  request.params["CONTENT_LENGTH"] = std::to_string(request.body.size());
+  REQUIRE(fixture.run(request) == Outcome::stored);
+
+  auto messages = fixture.entries("new");
+  REQUIRE(messages.size() == 1);
+  auto meta = nlohmann::json::parse(
+      mgspool::testing::read_file(fs::path(fixture.config.spool_dir) / "new" / messages[0] / "meta.json"));
+  std::vector<std::string> names;
+  for (const auto& part : meta["parts"]) {
+    if (part["filename"].is_string()) {
+      names.push_back(part["filename"].get<std::string>());
+    }
+  }
+  std::sort(names.begin(), names.end());
+  CHECK(names == std::vector<std::string>{"a (2).pdf", "a.pdf"});
+}
