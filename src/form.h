@@ -12,7 +12,7 @@ typedef struct _GMimeStream GMimeStream;
 
 namespace mgspool {
 
-// What is known of a field before its value: everything except the bytes.
+// The description of a field that precedes its value: everything except the bytes.
 struct FieldHead {
   std::string name;                 // the field name as sent, decoded from the form's quoting
   bool is_file = false;             // multipart only: the part carried a filename parameter

@@ -23,7 +23,6 @@ int status_for(Outcome outcome) {
     case Outcome::below_free_space:
       return 503;
     case Outcome::body_truncated:
-    case Outcome::interrupted:
     case Outcome::no_signing_key:
     case Outcome::local_failure:
     case Outcome::published_not_synced:
@@ -46,7 +45,6 @@ std::string_view reason_for(Outcome outcome) {
     case Outcome::signature_mismatch: return "signature mismatch";
     case Outcome::signature_stale: return "timestamp outside the freshness window";
     case Outcome::body_truncated: return "request body truncated";
-    case Outcome::interrupted: return "interrupted by shutdown";
     case Outcome::no_signing_key: return "signing key unavailable";
     case Outcome::local_failure: return "local failure";
     case Outcome::below_free_space: return "below the free-space reserve";

@@ -18,7 +18,6 @@ enum class Outcome {
   signature_mismatch,      // the HMAC does not match the configured key
   signature_stale,         // the timestamp is outside the freshness window
   body_truncated,          // the client went away before the whole body arrived
-  interrupted,             // the responder is shutting down and stopped reading
   no_signing_key,          // no key is configured, or its file cannot be read
   local_failure,           // an I/O or other local error
   below_free_space,        // the spool's file system is below the free-space reserve

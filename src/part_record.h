@@ -36,7 +36,7 @@ struct PartRecord {
   std::optional<std::string> parent;           // path of the enclosing message or container
 };
 
-// What decoding a raw message found, beyond the files it wrote.
+// The findings of decoding a raw message, beyond the files it wrote.
 struct DecodedMessage {
   HeaderList headers;                // top-level header fields, unfolded, in order
   std::vector<std::string> defects;  // human-readable descriptions of what was odd

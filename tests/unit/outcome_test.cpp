@@ -25,7 +25,6 @@ TEST_CASE("status for every outcome") {
       {Outcome::unsupported_media_type, 406},
       {Outcome::event_webhook, 406},
       {Outcome::body_truncated, 500},
-      {Outcome::interrupted, 500},
       {Outcome::no_signing_key, 500},
       {Outcome::local_failure, 500},
       {Outcome::published_not_synced, 500},
